@@ -1,0 +1,364 @@
+#include "verifyd/api/router.h"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <set>
+
+#include "verifyd/api/twilio/base64.h"
+#include "verifyd/api/twilio/encode.h"
+#include "verifyd/api/twilio/errors.h"
+#include "verifyd/api/twilio/form.h"
+#include "verifyd/api/twilio/paging.h"
+#include "verifyd/common/sid.h"
+
+namespace verifyd {
+
+using twilio::ojson;
+using twilio::Params;
+
+struct Router::Call {
+  const ApiRequest& req;
+  std::string path;      // decoded later per segment
+  std::string resource;  // path without `/v2`, for 404 messages
+  std::vector<std::string> segments;
+  Params query;
+  Params form;
+  std::string account_sid;
+};
+
+namespace {
+
+ApiResponse json(int status, const ojson& body) { return ApiResponse{status, body.dump(), {}}; }
+
+ApiResponse methodNotAllowed(std::string allow) {
+  ApiResponse r = twilio::renderError(Error::of(ErrorKind::kMethodNotAllowed), "");
+  r.headers.emplace_back("Allow", std::move(allow));
+  return r;
+}
+
+Result<std::string> authenticate(Accounts& accounts, std::string_view header) {
+  constexpr std::string_view kBasic = "Basic ";
+  auto unauthenticated = Error::of(ErrorKind::kUnauthenticated);
+  if (header.size() <= kBasic.size() || header.substr(0, kBasic.size()) != kBasic)
+    return fail(unauthenticated);
+  auto decoded = twilio::base64Decode(header.substr(kBasic.size()));
+  if (!decoded) return fail(unauthenticated);
+  auto colon = decoded->find(':');
+  if (colon == std::string::npos) return fail(unauthenticated);
+  std::string user = decoded->substr(0, colon);
+  if (!isSid(user, "AC") && !isSid(user, "SK")) return fail(unauthenticated);
+  return accounts.authenticate(user, std::string_view(*decoded).substr(colon + 1));
+}
+
+// Optional string parameters: present and empty clears the value.
+void setString(const Params& p, const char* key, std::optional<std::string>& field) {
+  if (auto v = p.get(key)) field = v->empty() ? std::nullopt : std::optional<std::string>(*v);
+}
+
+Status setSid(const Params& p, const char* key, const char* prefix,
+              std::optional<std::string>& field) {
+  auto v = p.get(key);
+  if (!v) return {};
+  if (v->empty()) {
+    field.reset();
+    return {};
+  }
+  if (!isSid(*v, prefix))
+    return fail(
+        Error::invalid(key, std::string("must be ") + prefix + " followed by 32 hex digits"));
+  field = *v;
+  return {};
+}
+
+Status setEnum(const Params& p, const char* key, std::initializer_list<const char*> allowed,
+               std::optional<std::string>& field) {
+  auto v = p.get(key);
+  if (!v) return {};
+  for (const char* a : allowed)
+    if (*v == a) {
+      field = *v;
+      return {};
+    }
+  return fail(Error::invalid(key));
+}
+
+#define VERIFYD_TRY(expr)                    \
+  do {                                       \
+    if (auto st_ = (expr); !st_) return st_; \
+  } while (0)
+
+Status setBool(const Params& p, const char* key, bool& field) {
+  auto v = p.getBool(key);
+  if (!v) return fail(v.error());
+  if (*v) field = **v;
+  return {};
+}
+
+Status setInt(const Params& p, const char* key, int lo, int hi, int& field) {
+  auto v = p.getInt(key, lo, hi);
+  if (!v) return fail(v.error());
+  if (*v) field = **v;
+  return {};
+}
+
+// Every service parameter the spec defines, validated and applied to `s`.
+Status applyServiceParams(const Params& p, ServiceSettings& s) {
+  if (auto name = p.get("FriendlyName")) {
+    if (name->empty() || name->size() > 30)
+      return fail(Error::invalid("FriendlyName", "1 to 30 characters"));
+    s.friendly_name = *name;
+  }
+  VERIFYD_TRY(setInt(p, "CodeLength", 4, 10, s.code_length));
+  VERIFYD_TRY(setBool(p, "LookupEnabled", s.lookup_enabled));
+  VERIFYD_TRY(setBool(p, "SkipSmsToLandlines", s.skip_sms_to_landlines));
+  VERIFYD_TRY(setBool(p, "DtmfInputRequired", s.dtmf_input_required));
+  setString(p, "TtsName", s.tts_name);
+  VERIFYD_TRY(setBool(p, "Psd2Enabled", s.psd2_enabled));
+  VERIFYD_TRY(setBool(p, "DoNotShareWarningEnabled", s.do_not_share_warning_enabled));
+  VERIFYD_TRY(setBool(p, "CustomCodeEnabled", s.custom_code_enabled));
+  VERIFYD_TRY(setBool(p, "Push.IncludeDate", s.push_include_date));
+  VERIFYD_TRY(setSid(p, "Push.ApnCredentialSid", "CR", s.push_apn_credential_sid));
+  VERIFYD_TRY(setSid(p, "Push.FcmCredentialSid", "CR", s.push_fcm_credential_sid));
+  setString(p, "Totp.Issuer", s.totp_issuer);
+  VERIFYD_TRY(setInt(p, "Totp.TimeStep", 20, 60, s.totp_time_step));
+  VERIFYD_TRY(setInt(p, "Totp.CodeLength", 3, 8, s.totp_code_length));
+  VERIFYD_TRY(setInt(p, "Totp.Skew", 0, 2, s.totp_skew));
+  VERIFYD_TRY(setSid(p, "DefaultTemplateSid", "HJ", s.default_template_sid));
+  VERIFYD_TRY(setSid(p, "Whatsapp.MsgServiceSid", "MG", s.whatsapp_msg_service_sid));
+  setString(p, "Whatsapp.From", s.whatsapp_from);
+  setString(p, "Passkeys.RelyingParty.Id", s.passkeys_rp_id);
+  setString(p, "Passkeys.RelyingParty.Name", s.passkeys_rp_name);
+  if (auto origins = p.get("Passkeys.RelyingParty.Origins")) {
+    std::vector<std::string> list;
+    std::string_view rest = *origins;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (!item.empty()) list.emplace_back(item);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    s.passkeys_rp_origins = list.empty() ? std::nullopt : std::optional(list);
+  }
+  VERIFYD_TRY(setEnum(p, "Passkeys.AuthenticatorAttachment",
+                      {"", "platform", "cross-platform", "any"},
+                      s.passkeys_authenticator_attachment));
+  VERIFYD_TRY(setEnum(p, "Passkeys.DiscoverableCredentials",
+                      {"", "required", "preferred", "discouraged"},
+                      s.passkeys_discoverable_credentials));
+  VERIFYD_TRY(setEnum(p, "Passkeys.UserVerification", {"", "required", "preferred", "discouraged"},
+                      s.passkeys_user_verification));
+  VERIFYD_TRY(setBool(p, "VerifyEventSubscriptionEnabled", s.verify_event_subscription_enabled));
+  return {};
+}
+
+// Resources of the Twilio API that verifyd does not serve yet: named, not pretended.
+const std::set<std::string> kLaterServiceResources = {
+    "RateLimits", "MessagingConfigurations", "Entities", "Webhooks", "AccessTokens", "Passkeys"};
+const std::set<std::string> kLaterTopResources = {"Attempts", "SafeList", "Templates", "Forms"};
+
+}  // namespace
+
+Router::Router(Accounts& accounts, ServiceRegistry& services, Verifier& verifier,
+               OutboxStore& outbox, RouterOptions options)
+    : accounts_(accounts),
+      services_(services),
+      verifier_(verifier),
+      outbox_(outbox),
+      options_(std::move(options)) {}
+
+ApiResponse Router::handle(const ApiRequest& req) {
+  std::string_view target = req.target;
+  auto qpos = target.find('?');
+  Call call{req, std::string(target.substr(0, qpos)), {}, {}, {}, {}, {}};
+  try {
+    if (call.path == "/healthz") {
+      if (req.method != "GET" && req.method != "HEAD") return methodNotAllowed("GET, HEAD");
+      return ApiResponse{200, R"({"status":"ok"})", {}};
+    }
+    call.resource = call.path.rfind("/v2/", 0) == 0 ? call.path.substr(3) : call.path;
+    // Split and decode the path. A `+` stays literal: Node sends `/Verifications/+1555…`.
+    std::string_view rest = call.path;
+    while (!rest.empty()) {
+      rest.remove_prefix(1);
+      auto slash = rest.find('/');
+      auto seg = twilio::decodePathSegment(rest.substr(0, slash));
+      if (!seg) return twilio::renderError(Error::notFound(), call.resource);
+      call.segments.push_back(std::move(*seg));
+      rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+    }
+    if (!call.segments.empty() && call.segments.back().empty()) call.segments.pop_back();
+    bool api = !call.segments.empty() && (call.segments[0] == "v2" || call.segments[0] == "dev");
+    if (!api) return twilio::renderError(Error::notFound(), call.resource);
+
+    auto account = authenticate(accounts_, req.authorization);
+    if (!account) return twilio::renderError(account.error(), call.resource);
+    call.account_sid = *account;
+
+    auto query = twilio::parseForm(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
+    if (!query) return twilio::renderError(query.error(), call.resource);
+    call.query = std::move(*query);
+    if (req.method == "POST") {
+      std::string_view ct = req.content_type;
+      ct = ct.substr(0, ct.find(';'));
+      while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+      bool form_type = ct.empty() || ct == "application/x-www-form-urlencoded";
+      if (!form_type && !req.body.empty())
+        return twilio::renderError(Error::of(ErrorKind::kUnsupportedMediaType,
+                                             "Unsupported Media Type: POST bodies must be "
+                                             "application/x-www-form-urlencoded"),
+                                   call.resource);
+      auto form = twilio::parseForm(req.body);
+      if (!form) return twilio::renderError(form.error(), call.resource);
+      call.form = std::move(*form);
+    }
+    return route(call);
+  } catch (const std::exception& e) {
+    spdlog::error("unhandled error on {} {}: {}", req.method, call.path, e.what());
+    return twilio::renderError(Error::internal(e.what()), call.resource);
+  }
+}
+
+ApiResponse Router::route(Call& c) {
+  const auto& s = c.segments;
+  const auto n = s.size();
+  auto notFound = [&] { return twilio::renderError(Error::notFound(), c.resource); };
+  if (s[0] == "dev") {
+    if (n == 3 && s[1] == "v1" && s[2] == "Messages" && options_.dev_outbox) {
+      if (c.req.method != "GET") return methodNotAllowed("GET");
+      return devMessages(c);
+    }
+    return notFound();
+  }
+  if (n < 2) return notFound();
+  if (s[1] == "Services") {
+    if (n == 2) return services(c);
+    if (n == 3) return service(c, s[2]);
+    if (n == 4 && s[3] == "Verifications") return verifications(c, s[2]);
+    if (n == 5 && s[3] == "Verifications") return verification(c, s[2], s[4]);
+    if (n == 4 && s[3] == "VerificationCheck") return verificationCheck(c, s[2]);
+    if (n >= 4 && kLaterServiceResources.count(s[3]))
+      return twilio::renderError(
+          Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[3]),
+          c.resource);
+    return notFound();
+  }
+  if (kLaterTopResources.count(s[1]))
+    return twilio::renderError(
+        Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[1]),
+        c.resource);
+  return notFound();
+}
+
+ApiResponse Router::services(Call& c) {
+  if (c.req.method == "POST") {
+    ServiceSettings settings;
+    if (!c.form.has("FriendlyName"))
+      return twilio::renderError(Error::missing("FriendlyName"), c.resource);
+    if (auto st = applyServiceParams(c.form, settings); !st)
+      return twilio::renderError(st.error(), c.resource);
+    auto created = services_.create(c.account_sid, std::move(settings));
+    if (!created) return twilio::renderError(created.error(), c.resource);
+    return json(201, twilio::encodeService(*created, options_.public_url));
+  }
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    auto page = services_.list(c.account_sid, req->cursor, req->page_size);
+    if (!page) return twilio::renderError(page.error(), c.resource);
+    ojson body;
+    ojson items = ojson::array();
+    for (const auto& s : page->items)
+      items.push_back(twilio::encodeService(s, options_.public_url));
+    body["services"] = std::move(items);
+    body["meta"] =
+        twilio::pageMeta(*req, *page, options_.public_url + "/v2/Services", "", "services");
+    return json(200, body);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::service(Call& c, const std::string& sid) {
+  if (c.req.method == "GET") {
+    auto s = services_.fetch(c.account_sid, sid);
+    if (!s) return twilio::renderError(s.error(), c.resource);
+    return json(200, twilio::encodeService(*s, options_.public_url));
+  }
+  if (c.req.method == "POST") {
+    auto s = services_.update(c.account_sid, sid, [&](ServiceSettings& settings) {
+      return applyServiceParams(c.form, settings);
+    });
+    if (!s) return twilio::renderError(s.error(), c.resource);
+    return json(200, twilio::encodeService(*s, options_.public_url));
+  }
+  if (c.req.method == "DELETE") {
+    if (auto st = services_.remove(c.account_sid, sid); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, POST, DELETE");
+}
+
+ApiResponse Router::verifications(Call& c, const std::string& service_sid) {
+  if (c.req.method != "POST") return methodNotAllowed("POST");
+  StartParams p;
+  p.to = c.form.get("To").value_or("");
+  p.channel = c.form.get("Channel").value_or("");
+  p.custom_code = c.form.get("CustomCode");
+  p.custom_friendly_name = c.form.get("CustomFriendlyName");
+  if (p.custom_friendly_name && p.custom_friendly_name->empty()) p.custom_friendly_name.reset();
+  p.amount = c.form.get("Amount");
+  p.payee = c.form.get("Payee");
+  auto v = verifier_.start(c.account_sid, service_sid, p);
+  if (!v) return twilio::renderError(v.error(), c.resource);
+  return json(201, twilio::encodeVerification(*v, options_.public_url));
+}
+
+ApiResponse Router::verification(Call& c, const std::string& service_sid, const std::string& key) {
+  if (c.req.method == "GET") {
+    auto v = verifier_.fetch(c.account_sid, service_sid, key);
+    if (!v) return twilio::renderError(v.error(), c.resource);
+    return json(200, twilio::encodeVerification(*v, options_.public_url));
+  }
+  if (c.req.method == "POST") {
+    auto v = verifier_.update(c.account_sid, service_sid, key, c.form.get("Status").value_or(""));
+    if (!v) return twilio::renderError(v.error(), c.resource);
+    return json(200, twilio::encodeVerification(*v, options_.public_url));
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::verificationCheck(Call& c, const std::string& service_sid) {
+  if (c.req.method != "POST") return methodNotAllowed("POST");
+  CheckParams p;
+  p.to = c.form.get("To");
+  p.verification_sid = c.form.get("VerificationSid");
+  p.code = c.form.get("Code");
+  p.amount = c.form.get("Amount");
+  p.payee = c.form.get("Payee");
+  auto v = verifier_.check(c.account_sid, service_sid, p);
+  if (!v) return twilio::renderError(v.error(), c.resource);
+  return json(200, twilio::encodeVerificationCheck(*v));
+}
+
+ApiResponse Router::devMessages(Call& c) {
+  auto req = twilio::parsePageRequest(c.query);
+  if (!req) return twilio::renderError(req.error(), c.resource);
+  std::string to = c.query.get("To").value_or("");
+  // An unencoded `+` in the query decodes to a space: a phone number starts with `+`.
+  if (!to.empty() && to[0] == ' ') to[0] = '+';
+  auto page = outbox_.listMessages(c.account_sid, to, req->cursor, req->page_size);
+  if (!page) return twilio::renderError(page.error(), c.resource);
+  ojson items = ojson::array();
+  for (const auto& m : page->items) items.push_back(twilio::encodeOutboxMessage(m));
+  ojson body;
+  body["messages"] = std::move(items);
+  std::string extra = to.empty() ? "" : "To=" + twilio::urlEncode(to) + "&";
+  body["meta"] =
+      twilio::pageMeta(*req, *page, options_.public_url + "/dev/v1/Messages", extra, "messages");
+  return json(200, body);
+}
+
+}  // namespace verifyd

@@ -1,0 +1,123 @@
+#include "verifyd/api/twilio/encode.h"
+
+#include "verifyd/common/time_format.h"
+
+namespace verifyd::twilio {
+
+namespace {
+template <class T>
+ojson orNull(const std::optional<T>& v) {
+  return v ? ojson(*v) : ojson(nullptr);
+}
+
+// Twilio's examples write some channels in upper case inside send_code_attempts.
+std::string attemptChannel(const std::string& channel) {
+  if (channel == "sms" || channel == "call" || channel == "email") {
+    std::string up = channel;
+    for (auto& c : up) c = static_cast<char>(c - 'a' + 'A');
+    return up;
+  }
+  return channel;
+}
+}  // namespace
+
+ojson encodeService(const Service& s, const std::string& base) {
+  const ServiceSettings& t = s.settings;
+  const std::string url = base + "/v2/Services/" + s.sid;
+  ojson j;
+  j["sid"] = s.sid;
+  j["account_sid"] = s.account_sid;
+  j["friendly_name"] = t.friendly_name;
+  j["code_length"] = t.code_length;
+  j["lookup_enabled"] = t.lookup_enabled;
+  j["psd2_enabled"] = t.psd2_enabled;
+  j["skip_sms_to_landlines"] = t.skip_sms_to_landlines;
+  j["dtmf_input_required"] = t.dtmf_input_required;
+  j["tts_name"] = orNull(t.tts_name);
+  j["do_not_share_warning_enabled"] = t.do_not_share_warning_enabled;
+  j["custom_code_enabled"] = t.custom_code_enabled;
+  j["push"] = ojson{{"include_date", t.push_include_date},
+                    {"apn_credential_sid", orNull(t.push_apn_credential_sid)},
+                    {"fcm_credential_sid", orNull(t.push_fcm_credential_sid)}};
+  j["totp"] = ojson{{"issuer", orNull(t.totp_issuer)},
+                    {"time_step", t.totp_time_step},
+                    {"code_length", t.totp_code_length},
+                    {"skew", t.totp_skew}};
+  j["default_template_sid"] = orNull(t.default_template_sid);
+  j["whatsapp"] = ojson{{"msg_service_sid", orNull(t.whatsapp_msg_service_sid)},
+                        {"from", orNull(t.whatsapp_from)}};
+  j["passkeys"] = ojson{{"relying_party", ojson{{"id", orNull(t.passkeys_rp_id)},
+                                                {"name", orNull(t.passkeys_rp_name)},
+                                                {"origins", orNull(t.passkeys_rp_origins)}}},
+                        {"authenticator_attachment", orNull(t.passkeys_authenticator_attachment)},
+                        {"discoverable_credentials", orNull(t.passkeys_discoverable_credentials)},
+                        {"user_verification", orNull(t.passkeys_user_verification)}};
+  j["verify_event_subscription_enabled"] = t.verify_event_subscription_enabled;
+  j["date_created"] = formatIso8601(s.date_created);
+  j["date_updated"] = formatIso8601(s.date_updated);
+  j["url"] = url;
+  j["links"] = ojson{{"verification_checks", url + "/VerificationCheck"},
+                     {"verifications", url + "/Verifications"},
+                     {"rate_limits", url + "/RateLimits"},
+                     {"messaging_configurations", url + "/MessagingConfigurations"},
+                     {"entities", url + "/Entities"},
+                     {"webhooks", url + "/Webhooks"},
+                     {"access_tokens", url + "/AccessTokens"}};
+  return j;
+}
+
+ojson encodeVerification(const Verification& v, const std::string& base) {
+  ojson j;
+  j["sid"] = v.sid;
+  j["service_sid"] = v.service_sid;
+  j["account_sid"] = v.account_sid;
+  j["to"] = v.to;
+  j["channel"] = v.channel;
+  j["status"] = v.status;
+  j["valid"] = v.status == status::kApproved;
+  j["lookup"] = ojson::object();
+  j["amount"] = orNull(v.amount);
+  j["payee"] = orNull(v.payee);
+  ojson attempts = ojson::array();
+  for (const auto& a : v.send_attempts)
+    attempts.push_back(ojson{{"time", formatIso8601(a.time)},
+                             {"channel", attemptChannel(a.channel)},
+                             {"attempt_sid", a.attempt_sid}});
+  j["send_code_attempts"] = std::move(attempts);
+  j["date_created"] = formatIso8601(v.date_created);
+  j["date_updated"] = formatIso8601(v.date_updated);
+  j["sna"] = nullptr;
+  j["url"] = base + "/v2/Services/" + v.service_sid + "/Verifications/" + v.sid;
+  return j;
+}
+
+ojson encodeVerificationCheck(const Verification& v) {
+  ojson j;
+  j["sid"] = v.sid;
+  j["service_sid"] = v.service_sid;
+  j["account_sid"] = v.account_sid;
+  j["to"] = v.to;
+  j["channel"] = v.channel;
+  j["status"] = v.status;
+  j["valid"] = v.status == status::kApproved;
+  j["amount"] = orNull(v.amount);
+  j["payee"] = orNull(v.payee);
+  j["sna_attempts_error_codes"] = ojson::array();
+  j["date_created"] = formatIso8601(v.date_created);
+  j["date_updated"] = formatIso8601(v.date_updated);
+  return j;
+}
+
+ojson encodeOutboxMessage(const OutboxMessage& m) {
+  ojson j;
+  j["sid"] = m.sid;
+  j["to"] = m.to;
+  j["channel"] = m.channel;
+  j["body"] = m.body;
+  j["service_sid"] = m.service_sid;
+  j["verification_sid"] = m.verification_sid;
+  j["date_created"] = formatIso8601(m.date_created);
+  return j;
+}
+
+}  // namespace verifyd::twilio

@@ -1,0 +1,18 @@
+#pragma once
+// Twilio's JSON shapes: snake_case keys in the spec's order, ISO 8601 dates, absolute URLs.
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "verifyd/core/model.h"
+
+namespace verifyd::twilio {
+
+using ojson = nlohmann::ordered_json;
+
+// `base` is the public URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
+ojson encodeService(const Service& s, const std::string& base);
+ojson encodeVerification(const Verification& v, const std::string& base);
+ojson encodeVerificationCheck(const Verification& v);
+ojson encodeOutboxMessage(const OutboxMessage& m);
+
+}  // namespace verifyd::twilio

@@ -1,0 +1,38 @@
+#pragma once
+// Errors are values across module boundaries. The core knows kinds, never Twilio numbers:
+// api/twilio/errors.cc maps a kind to the HTTP status and the Twilio error code.
+#include <string>
+#include <utility>
+
+namespace verifyd {
+
+enum class ErrorKind {
+  kInvalidArgument,      // a parameter has a bad value; `param` names it
+  kMissingArgument,      // a required parameter is absent; `param` names it
+  kNotFound,             // the resource does not exist, or is not the caller's, or has ended
+  kMaxCheckAttempts,     // a verification reached its check limit
+  kMaxSendAttempts,      // a verification reached its send limit
+  kFeatureNotSupported,  // the service's settings do not allow the request
+  kUnauthenticated,
+  kMethodNotAllowed,
+  kPayloadTooLarge,
+  kUnsupportedMediaType,
+  kNotImplemented,  // a resource of the Twilio API that verifyd does not serve yet
+  kUnavailable,     // storage is unavailable; retrying later may succeed
+  kInternal,
+};
+
+struct Error {
+  ErrorKind kind;
+  std::string message;  // safe to show to the API caller: never carries a code or secret
+  std::string param;    // the parameter to blame, when there is one
+
+  static Error invalid(std::string param, std::string detail = {});
+  static Error missing(std::string param);
+  static Error notFound(std::string what = {});
+  static Error internal(std::string message);
+  static Error unavailable(std::string message);
+  static Error of(ErrorKind kind, std::string message = {});
+};
+
+}  // namespace verifyd

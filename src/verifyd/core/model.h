@@ -1,0 +1,119 @@
+#pragma once
+// The domain's records. Field names follow the JSON the API emits (snake_case).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "verifyd/common/clock.h"
+
+namespace verifyd {
+
+struct Account {
+  std::string sid;  // AC…
+  std::string friendly_name;
+  std::string auth_token_mac;     // Keyring::mac("auth", token)
+  std::string auth_token_sealed;  // Keyring::seal(token): read back to print it, sign callbacks
+  UnixTime date_created = 0;
+};
+
+struct ApiKey {
+  std::string sid;  // SK…
+  std::string account_sid;
+  std::string friendly_name;
+  std::string secret_mac;  // Keyring::mac("auth", secret); the secret itself is never stored
+  UnixTime date_created = 0;
+};
+
+// What authenticates a request: an account's token or one of its API keys.
+struct Credential {
+  std::string account_sid;
+  std::string secret_mac;
+};
+
+// Every setting of a Verify service; the API returns all of them even where their behaviour
+// comes with later work (push, TOTP, WhatsApp, passkeys).
+struct ServiceSettings {
+  std::string friendly_name;
+  int code_length = 6;
+  bool lookup_enabled = false;
+  bool psd2_enabled = false;
+  bool skip_sms_to_landlines = false;
+  bool dtmf_input_required = false;
+  std::optional<std::string> tts_name;
+  bool do_not_share_warning_enabled = false;
+  bool custom_code_enabled = false;
+  bool push_include_date = false;
+  std::optional<std::string> push_apn_credential_sid;
+  std::optional<std::string> push_fcm_credential_sid;
+  std::optional<std::string> totp_issuer;
+  int totp_time_step = 30;
+  int totp_code_length = 6;
+  int totp_skew = 1;
+  std::optional<std::string> default_template_sid;
+  std::optional<std::string> whatsapp_msg_service_sid;
+  std::optional<std::string> whatsapp_from;
+  std::optional<std::string> passkeys_rp_id;
+  std::optional<std::string> passkeys_rp_name;
+  std::optional<std::vector<std::string>> passkeys_rp_origins;
+  std::optional<std::string> passkeys_authenticator_attachment;
+  std::optional<std::string> passkeys_discoverable_credentials;
+  std::optional<std::string> passkeys_user_verification;
+  bool verify_event_subscription_enabled = false;
+};
+
+struct Service {
+  std::string sid;  // VA…
+  std::string account_sid;
+  ServiceSettings settings;
+  UnixTime date_created = 0;
+  UnixTime date_updated = 0;
+};
+
+struct SendAttempt {
+  std::string attempt_sid;  // VL…
+  std::string channel;
+  UnixTime time = 0;
+};
+
+namespace status {
+inline constexpr const char* kPending = "pending";
+inline constexpr const char* kApproved = "approved";
+inline constexpr const char* kCanceled = "canceled";
+inline constexpr const char* kMaxAttempts = "max_attempts_reached";
+inline constexpr const char* kExpired = "expired";
+}  // namespace status
+
+struct Verification {
+  std::string sid;  // VE…
+  std::string service_sid;
+  std::string account_sid;
+  std::string to;
+  std::string channel;
+  std::string status = status::kPending;
+  // Keyring::mac("code", sid + code). The code itself is never stored: generated codes are
+  // derived again from `code_seed` (see core/code.h) when a resend needs them.
+  std::string code_hash;
+  std::string code_seed;  // empty for custom codes
+  int code_length = 6;
+  int check_attempts = 0;
+  std::optional<std::string> amount;
+  std::optional<std::string> payee;
+  std::vector<SendAttempt> send_attempts;
+  UnixTime date_created = 0;
+  UnixTime date_updated = 0;
+  UnixTime expires_at = 0;
+};
+
+// A message verifyd would deliver, kept in the dev outbox with its rendered text.
+struct OutboxMessage {
+  std::string sid;  // MM…
+  std::string account_sid;
+  std::string service_sid;
+  std::string verification_sid;
+  std::string to;
+  std::string channel;
+  std::string body;
+  UnixTime date_created = 0;
+};
+
+}  // namespace verifyd

@@ -1,0 +1,115 @@
+#pragma once
+// The storage interfaces the core needs. SQL lives only behind them (storage/*).
+//
+// Contract for every implementation:
+// - Thread-safe: any method may be called from many threads at once.
+// - Every read-modify-write is one call (`update`, `start`, `mutate`): the callback runs while
+//   the implementation holds the row exclusively (single writer in SQLite, SELECT … FOR UPDATE
+//   in PostgreSQL), and its result is written in the same transaction. Callbacks must be pure:
+//   they may run again if the implementation retries a transaction.
+// - A write returns only once it is durable (committed and fsync'd).
+// - Failures of the storage itself return ErrorKind::kUnavailable.
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "verifyd/common/result.h"
+#include "verifyd/core/model.h"
+
+namespace verifyd {
+
+// Keyset paging: a page starts after (or, going back, before) the record with `seq`.
+struct PageCursor {
+  enum class Direction { kFirst, kAfter, kBefore };
+  Direction direction = Direction::kFirst;
+  long long seq = 0;
+};
+
+template <class T>
+struct Page {
+  std::vector<T> items;
+  long long first_seq = 0, last_seq = 0;  // of the first and last items, in page order
+  bool has_next = false;                  // records exist after this page
+  bool has_previous = false;              // records exist before this page
+};
+
+class AccountStore {
+ public:
+  virtual ~AccountStore() = default;
+  virtual Status createAccount(const Account& account) = 0;
+  virtual Result<std::optional<Account>> getAccount(std::string_view sid) = 0;
+  virtual Status createApiKey(const ApiKey& key) = 0;
+  // The credential for an AC or SK sid, or nullopt.
+  virtual Result<std::optional<Credential>> findCredential(std::string_view sid) = 0;
+  // Small server-wide settings (the bootstrap account and service).
+  virtual Result<std::optional<std::string>> getSetting(std::string_view key) = 0;
+  virtual Status putSetting(std::string_view key, std::string_view value) = 0;
+};
+
+class ServiceStore {
+ public:
+  virtual ~ServiceStore() = default;
+  virtual Status createService(const Service& service) = 0;
+  // nullopt when absent or owned by another account.
+  virtual Result<std::optional<Service>> getService(std::string_view account_sid,
+                                                    std::string_view sid) = 0;
+  // Oldest first.
+  virtual Result<Page<Service>> listServices(std::string_view account_sid, PageCursor cursor,
+                                             int page_size) = 0;
+  // Applies `change` atomically; kNotFound when absent. Returns the stored result.
+  virtual Result<Service> updateService(std::string_view account_sid, std::string_view sid,
+                                        const std::function<Status(Service&)>& change) = 0;
+  // Deletes the service and its verifications; kNotFound when absent.
+  virtual Status deleteService(std::string_view account_sid, std::string_view sid) = 0;
+};
+
+// How a verification is addressed: by SID, or by the latest one for a service and `To`.
+struct VerificationKey {
+  std::string service_sid;
+  std::string sid;  // when set, `to` is ignored
+  std::string to;
+};
+
+// What `start` writes: the verification (new or changed), and the message for the outbox.
+struct StartWrite {
+  Verification verification;
+  bool is_new = false;
+  std::optional<OutboxMessage> message;
+};
+
+class VerificationStore {
+ public:
+  virtual ~VerificationStore() = default;
+  // Atomically: finds the pending verification for (service, to) that has not expired at `now`
+  // (or nullopt), calls `decide`, and writes what it returns (the verification and, when
+  // present, the outbox message) in one transaction.
+  virtual Result<Verification> start(
+      std::string_view service_sid, std::string_view to, UnixTime now,
+      const std::function<Result<StartWrite>(const std::optional<Verification>&)>& decide) = 0;
+  // The verification with the key (latest for service and `to`), whatever its status.
+  virtual Result<std::optional<Verification>> getVerification(const VerificationKey& key) = 0;
+  // Atomically: loads the verification as `getVerification` does (kNotFound when absent),
+  // calls `change`, and stores its status, check_attempts and date_updated.
+  virtual Result<Verification> mutate(
+      const VerificationKey& key,
+      const std::function<Result<Verification>(const Verification&)>& change) = 0;
+};
+
+class OutboxStore {
+ public:
+  virtual ~OutboxStore() = default;
+  // Newest first; `to` empty means every destination.
+  virtual Result<Page<OutboxMessage>> listMessages(std::string_view account_sid,
+                                                   std::string_view to, PageCursor cursor,
+                                                   int page_size) = 0;
+};
+
+// Everything the core needs from storage, implemented together by each backend.
+class Store : public AccountStore,
+              public ServiceStore,
+              public VerificationStore,
+              public OutboxStore {};
+
+}  // namespace verifyd

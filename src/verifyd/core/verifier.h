@@ -1,0 +1,81 @@
+#pragma once
+// The verification use cases: start (or resend), check, fetch and update.
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "verifyd/common/clock.h"
+#include "verifyd/common/random.h"
+#include "verifyd/common/result.h"
+#include "verifyd/core/model.h"
+#include "verifyd/core/ports/keyring.h"
+#include "verifyd/core/ports/phone_numbers.h"
+#include "verifyd/core/ports/stores.h"
+
+namespace verifyd {
+
+struct VerifierOptions {
+  int code_ttl_seconds = 600;  // Twilio: a code is valid for 10 minutes
+  int max_send_attempts = 5;   // sends per verification; the 6th answers kMaxSendAttempts
+  int max_check_attempts = 5;  // checks per verification; the 5th wrong one ends it
+  bool dev_outbox = true;      // keep every message in the dev outbox
+};
+
+struct StartParams {
+  std::string to;
+  std::string channel;
+  std::optional<std::string> custom_code;
+  std::optional<std::string> custom_friendly_name;
+  std::optional<std::string> amount;
+  std::optional<std::string> payee;
+};
+
+struct CheckParams {
+  std::optional<std::string> to;
+  std::optional<std::string> verification_sid;
+  std::optional<std::string> code;
+  std::optional<std::string> amount;
+  std::optional<std::string> payee;
+};
+
+// Called after a message is stored, to log or hand it on. Never called with a lock held.
+using MessageSink = std::function<void(const OutboxMessage&)>;
+
+class Verifier {
+ public:
+  Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
+           Random& random, VerifierOptions options, MessageSink sink = {});
+
+  // Starts a verification, or resends the pending one for the same service and `To` (same
+  // SID, same code, one more send attempt). Errors: kNotFound (service), kInvalidArgument /
+  // kMissingArgument (To, Channel, CustomCode), kFeatureNotSupported (custom code not enabled),
+  // kMaxSendAttempts.
+  Result<Verification> start(const std::string& account_sid, const std::string& service_sid,
+                             const StartParams& params);
+  // Checks a code. A wrong code leaves the verification pending; the last allowed wrong code
+  // ends it as max_attempts_reached. Errors: kNotFound (unknown, ended or expired),
+  // kMaxCheckAttempts (ended by failed checks and not yet expired), kInvalidArgument.
+  Result<Verification> check(const std::string& account_sid, const std::string& service_sid,
+                             const CheckParams& params);
+  // A pending verification by SID or by `To`; kNotFound once it has ended or expired.
+  Result<Verification> fetch(const std::string& account_sid, const std::string& service_sid,
+                             const std::string& sid_or_to);
+  // Sets status `canceled` or `approved` on a pending verification.
+  Result<Verification> update(const std::string& account_sid, const std::string& service_sid,
+                              const std::string& sid_or_to, const std::string& new_status);
+
+ private:
+  Result<Service> service(const std::string& account_sid, const std::string& service_sid);
+  VerificationKey keyFor(const std::string& service_sid, const std::string& sid_or_to) const;
+  bool live(const Verification& v, UnixTime now) const;
+
+  Store& store_;
+  const Keyring& keyring_;
+  const PhoneNumbers& phones_;
+  Clock& clock_;
+  Random& random_;
+  VerifierOptions options_;
+  MessageSink sink_;
+};
+
+}  // namespace verifyd

@@ -1,0 +1,12 @@
+#pragma once
+#include "verifyd/core/ports/phone_numbers.h"
+
+namespace verifyd {
+
+// Phone number knowledge from Google's libphonenumber (offline metadata).
+class LibPhoneNumbers final : public PhoneNumbers {
+ public:
+  bool isValidE164(std::string_view number) const override;
+};
+
+}  // namespace verifyd

@@ -1,0 +1,218 @@
+#include "verifyd/server/app.h"
+
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "verifyd/api/router.h"
+#include "verifyd/common/clock.h"
+#include "verifyd/core/accounts.h"
+#include "verifyd/core/service_registry.h"
+#include "verifyd/core/verifier.h"
+#include "verifyd/crypto/openssl.h"
+#include "verifyd/http/server.h"
+#include "verifyd/phone/libphonenumber_numbers.h"
+#include "verifyd/storage/sqlite/sqlite_store.h"
+
+namespace verifyd {
+
+namespace {
+
+int startupError(const std::string& what) {
+  std::fprintf(stderr, "verifyd: %s\n", what.c_str());
+  return 1;
+}
+
+std::string envOr(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+struct Runtime {
+  OsRandom random;
+  SystemClock clock;
+  std::unique_ptr<OpenSslKeyring> keyring;
+  std::unique_ptr<SqliteStore> store;
+};
+
+Result<Runtime*> openRuntime(const std::string& data_dir, Runtime& rt) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return fail(Error::internal("cannot create " + data_dir + ": " + ec.message()));
+  ::chmod(data_dir.c_str(), 0700);
+  auto secret = loadOrCreateSecret(data_dir + "/server.key", rt.random);
+  if (!secret) return fail(secret.error());
+  rt.keyring = std::make_unique<OpenSslKeyring>(std::move(*secret));
+  auto store = SqliteStore::open(data_dir + "/verifyd.db");
+  if (!store) return fail(store.error());
+  rt.store = std::move(*store);
+  return &rt;
+}
+
+constexpr const char* kBootstrapAccount = "bootstrap_account_sid";
+constexpr const char* kBootstrapService = "bootstrap_service_sid";
+
+struct Bootstrap {
+  std::string account_sid, auth_token, service_sid;
+};
+
+Result<Bootstrap> bootstrap(Runtime& rt, Accounts& accounts, ServiceRegistry& services) {
+  Bootstrap b;
+  auto account = rt.store->getSetting(kBootstrapAccount);
+  if (!account) return fail(account.error());
+  if (*account) {
+    b.account_sid = **account;
+  } else {
+    auto created = accounts.createAccount("verifyd", envOr("VERIFYD_ACCOUNT_SID"),
+                                          envOr("VERIFYD_AUTH_TOKEN"));
+    if (!created) return fail(created.error());
+    b.account_sid = created->sid;
+    if (auto st = rt.store->putSetting(kBootstrapAccount, b.account_sid); !st)
+      return fail(st.error());
+  }
+  auto token = accounts.authToken(b.account_sid);
+  if (!token) return fail(token.error());
+  b.auth_token = *token;
+  auto service = rt.store->getSetting(kBootstrapService);
+  if (!service) return fail(service.error());
+  if (*service) {
+    b.service_sid = **service;
+  } else {
+    ServiceSettings settings;
+    settings.friendly_name = "verifyd";
+    auto created = services.create(b.account_sid, settings);
+    if (!created) return fail(created.error());
+    b.service_sid = created->sid;
+    if (auto st = rt.store->putSetting(kBootstrapService, b.service_sid); !st)
+      return fail(st.error());
+  }
+  return b;
+}
+
+bool splitListen(const std::string& listen, std::string& host, std::uint16_t& port) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  try {
+    int p = std::stoi(listen.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return !host.empty();
+}
+
+int serve(const ServeConfig& cfg) {
+  auto logger = spdlog::stderr_color_mt("verifyd");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+  std::string host;
+  std::uint16_t port = 0;
+  if (!splitListen(cfg.listen, host, port)) return startupError("bad --listen " + cfg.listen);
+
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Runtime rt;
+  if (auto ok = openRuntime(cfg.data_dir, rt); !ok) return startupError(ok.error().message);
+  LibPhoneNumbers phones;
+  Accounts accounts(*rt.store, *rt.keyring, rt.clock, rt.random);
+  ServiceRegistry services(*rt.store, rt.clock, rt.random);
+  VerifierOptions vopts;
+  vopts.code_ttl_seconds = cfg.code_ttl;
+  vopts.dev_outbox = cfg.dev_outbox;
+  Verifier verifier(*rt.store, *rt.keyring, phones, rt.clock, rt.random, vopts,
+                    [dev = cfg.dev_outbox](const OutboxMessage& m) {
+                      if (dev)
+                        spdlog::info("dev outbox {} {} to {}: {}", m.sid, m.channel, m.to, m.body);
+                      else
+                        spdlog::info("message {} {} to {} (no provider configured, not sent)",
+                                     m.sid, m.channel, m.to);
+                    });
+  auto boot = bootstrap(rt, accounts, services);
+  if (!boot) return startupError("bootstrap failed: " + boot.error().message);
+
+  RouterOptions ropts;
+  ropts.dev_outbox = cfg.dev_outbox;
+  HttpServerOptions hopts;
+  hopts.host = host;
+  hopts.port = port;
+  hopts.threads = cfg.threads;
+  std::unique_ptr<Router> router;
+  HttpServer server(hopts, [&router](const ApiRequest& r) { return router->handle(r); });
+  // Bind first: with port 0 the default public URL names the port the kernel chose.
+  auto bound = server.listen();
+  if (!bound) return startupError(bound.error().message);
+  std::string url_host = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  ropts.public_url = cfg.public_url;
+  while (!ropts.public_url.empty() && ropts.public_url.back() == '/') ropts.public_url.pop_back();
+  if (ropts.public_url.empty())
+    ropts.public_url = "http://" + url_host + ":" + std::to_string(*bound);
+  router = std::make_unique<Router>(accounts, services, verifier, *rt.store, ropts);
+  server.run();
+  std::printf(
+      "TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\nVERIFICATION_SID=%s\nVERIFYD_BASE_URL=%s\n",
+      boot->account_sid.c_str(), boot->auth_token.c_str(), boot->service_sid.c_str(),
+      ropts.public_url.c_str());
+  std::fflush(stdout);
+  spdlog::info("verifyd listening on {}:{} (public URL {}, data in {})", host, *bound,
+               ropts.public_url, cfg.data_dir);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: stopping", sig);
+  server.stop();
+  return 0;
+}
+
+int accountsCreate(const Config& cfg) {
+  Runtime rt;
+  if (auto ok = openRuntime(cfg.serve.data_dir, rt); !ok) return startupError(ok.error().message);
+  Accounts accounts(*rt.store, *rt.keyring, rt.clock, rt.random);
+  auto created = accounts.createAccount(cfg.friendly_name.empty() ? "verifyd" : cfg.friendly_name);
+  if (!created) return startupError(created.error().message);
+  std::printf("TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\n", created->sid.c_str(),
+              created->secret.c_str());
+  return 0;
+}
+
+int keysCreate(const Config& cfg) {
+  Runtime rt;
+  if (auto ok = openRuntime(cfg.serve.data_dir, rt); !ok) return startupError(ok.error().message);
+  Accounts accounts(*rt.store, *rt.keyring, rt.clock, rt.random);
+  auto created = accounts.createApiKey(cfg.account_sid, cfg.friendly_name);
+  if (!created) return startupError(created.error().message);
+  std::printf("API_KEY_SID=%s\nAPI_KEY_SECRET=%s\n", created->sid.c_str(), created->secret.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int runCommand(const Config& config) {
+  switch (config.command) {
+    case Command::kServe:
+      return serve(config.serve);
+    case Command::kAccountsCreate:
+      return accountsCreate(config);
+    case Command::kKeysCreate:
+      return keysCreate(config);
+  }
+  return 2;
+}
+
+}  // namespace verifyd

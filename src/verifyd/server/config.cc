@@ -1,0 +1,77 @@
+#include "verifyd/server/config.h"
+
+#include <CLI/CLI.hpp>
+
+namespace verifyd {
+
+ParseOutcome parseCommandLine(int argc, char** argv) {
+  Config cfg;
+  CLI::App app{
+      "verifyd: a self-hosted verification server that speaks Twilio's Verify v2 API.\n"
+      "Without a subcommand it serves; every option also reads the environment variable shown."};
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  auto* serve = app.add_subcommand("serve", "Run the server (the default)");
+  auto* accounts = app.add_subcommand("accounts", "Manage accounts");
+  auto* accounts_create =
+      accounts->add_subcommand("create", "Create an account; prints its SID and auth token");
+  auto* keys = app.add_subcommand("keys", "Manage API keys");
+  auto* keys_create = keys->add_subcommand(
+      "create", "Create an API key (SK…) for an account; prints its secret once");
+  accounts->require_subcommand(1);
+  keys->require_subcommand(1);
+
+  ServeConfig& s = cfg.serve;
+  auto addDataDir = [&](CLI::App* a) {
+    a->add_option("--data-dir", s.data_dir, "Directory of the SQLite database and server secret")
+        ->envname("VERIFYD_DATA_DIR")
+        ->capture_default_str();
+  };
+  auto addServe = [&](CLI::App* a) {
+    a->add_option("--listen", s.listen, "Address and port to listen on (port 0: any free port)")
+        ->envname("VERIFYD_LISTEN")
+        ->capture_default_str();
+    addDataDir(a);
+    a->add_option("--public-url", s.public_url,
+                  "Base URL in `url`, `links` and paging URLs (default: http:// + listen address)")
+        ->envname("VERIFYD_PUBLIC_URL");
+    a->add_option("--code-ttl", s.code_ttl, "Seconds a code stays valid")
+        ->envname("VERIFYD_CODE_TTL")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    a->add_option("--log-level", s.log_level, "trace, debug, info, warn, error or off")
+        ->envname("VERIFYD_LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+        ->capture_default_str();
+    a->add_option_function<std::string>(
+         "--dev-outbox",
+         [&s](const std::string& v) { s.dev_outbox = (v == "on" || v == "true" || v == "1"); },
+         "Keep every message in the dev outbox (GET /dev/v1/Messages): on or off")
+        ->envname("VERIFYD_DEV_OUTBOX")
+        ->check(CLI::IsMember({"on", "off", "true", "false", "1", "0"}));
+    a->add_option("--threads", s.threads, "HTTP worker threads")
+        ->envname("VERIFYD_THREADS")
+        ->check(CLI::Range(1, 1024))
+        ->capture_default_str();
+  };
+  addServe(&app);
+  addServe(serve);
+  addDataDir(accounts_create);
+  accounts_create->add_option("--friendly-name", cfg.friendly_name, "Name of the account");
+  addDataDir(keys_create);
+  keys_create->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
+  keys_create->add_option("--friendly-name", cfg.friendly_name, "Name of the key");
+  app.footer(
+      "On first start verifyd creates an account and a Verify service and prints them as .env "
+      "lines.\nVERIFYD_ACCOUNT_SID and VERIFYD_AUTH_TOKEN, when set on first start, give that "
+      "account's SID and token.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return ParseOutcome{std::nullopt, app.exit(e)};
+  }
+  if (accounts_create->parsed()) cfg.command = Command::kAccountsCreate;
+  if (keys_create->parsed()) cfg.command = Command::kKeysCreate;
+  return ParseOutcome{cfg, 0};
+}
+
+}  // namespace verifyd

@@ -1,0 +1,34 @@
+#pragma once
+// Command line and environment: every setting is a flag and a VERIFYD_* variable.
+#include <optional>
+#include <string>
+
+namespace verifyd {
+
+struct ServeConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  std::string public_url;  // empty: http:// + the bound address
+  int code_ttl = 600;
+  std::string log_level = "info";
+  bool dev_outbox = true;
+  int threads = 16;
+};
+
+enum class Command { kServe, kAccountsCreate, kKeysCreate };
+
+struct Config {
+  Command command = Command::kServe;
+  ServeConfig serve;
+  std::string friendly_name;  // accounts create / keys create
+  std::string account_sid;    // keys create
+};
+
+// Parses argv; on --help or a usage error prints and returns the exit code to use.
+struct ParseOutcome {
+  std::optional<Config> config;
+  int exit_code = 0;
+};
+ParseOutcome parseCommandLine(int argc, char** argv);
+
+}  // namespace verifyd

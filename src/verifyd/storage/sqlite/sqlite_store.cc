@@ -1,0 +1,653 @@
+#include "verifyd/storage/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace verifyd {
+
+using sqlite::Db;
+using sqlite::Query;
+using json = nlohmann::json;
+
+namespace {
+
+// Version 1 of the schema. Later versions append statements and bump PRAGMA user_version.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE accounts(
+  sid TEXT PRIMARY KEY, friendly_name TEXT NOT NULL, auth_token_mac BLOB NOT NULL,
+  auth_token_sealed BLOB NOT NULL, date_created INTEGER NOT NULL);
+CREATE TABLE api_keys(
+  sid TEXT PRIMARY KEY, account_sid TEXT NOT NULL REFERENCES accounts(sid),
+  friendly_name TEXT NOT NULL, secret_mac BLOB NOT NULL, date_created INTEGER NOT NULL);
+CREATE TABLE services(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  settings TEXT NOT NULL, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
+CREATE INDEX services_by_account ON services(account_sid, seq);
+CREATE TABLE verifications(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, service_sid TEXT NOT NULL,
+  account_sid TEXT NOT NULL, to_ TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL,
+  code_hash BLOB NOT NULL, code_seed BLOB NOT NULL, code_length INTEGER NOT NULL,
+  check_attempts INTEGER NOT NULL, amount TEXT, payee TEXT, send_attempts TEXT NOT NULL,
+  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+CREATE INDEX verifications_by_to ON verifications(service_sid, to_, seq);
+CREATE TABLE outbox(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, verification_sid TEXT NOT NULL, to_ TEXT NOT NULL,
+  channel TEXT NOT NULL, body TEXT NOT NULL, date_created INTEGER NOT NULL);
+CREATE INDEX outbox_by_account_to ON outbox(account_sid, to_, seq);
+CREATE INDEX outbox_by_account ON outbox(account_sid, seq);
+PRAGMA user_version = 1;
+)sql";
+
+template <class T>
+void put(json& j, const char* k, const std::optional<T>& v) {
+  if (v) j[k] = *v;
+}
+template <class T>
+void get(const json& j, const char* k, std::optional<T>& v) {
+  if (auto it = j.find(k); it != j.end() && !it->is_null()) v = it->get<T>();
+}
+template <class T>
+void get(const json& j, const char* k, T& v) {
+  if (auto it = j.find(k); it != j.end() && !it->is_null()) v = it->get<T>();
+}
+
+std::string encodeSettings(const ServiceSettings& s) {
+  json j;
+  j["friendly_name"] = s.friendly_name;
+  j["code_length"] = s.code_length;
+  j["lookup_enabled"] = s.lookup_enabled;
+  j["psd2_enabled"] = s.psd2_enabled;
+  j["skip_sms_to_landlines"] = s.skip_sms_to_landlines;
+  j["dtmf_input_required"] = s.dtmf_input_required;
+  put(j, "tts_name", s.tts_name);
+  j["do_not_share_warning_enabled"] = s.do_not_share_warning_enabled;
+  j["custom_code_enabled"] = s.custom_code_enabled;
+  j["push_include_date"] = s.push_include_date;
+  put(j, "push_apn_credential_sid", s.push_apn_credential_sid);
+  put(j, "push_fcm_credential_sid", s.push_fcm_credential_sid);
+  put(j, "totp_issuer", s.totp_issuer);
+  j["totp_time_step"] = s.totp_time_step;
+  j["totp_code_length"] = s.totp_code_length;
+  j["totp_skew"] = s.totp_skew;
+  put(j, "default_template_sid", s.default_template_sid);
+  put(j, "whatsapp_msg_service_sid", s.whatsapp_msg_service_sid);
+  put(j, "whatsapp_from", s.whatsapp_from);
+  put(j, "passkeys_rp_id", s.passkeys_rp_id);
+  put(j, "passkeys_rp_name", s.passkeys_rp_name);
+  put(j, "passkeys_rp_origins", s.passkeys_rp_origins);
+  put(j, "passkeys_authenticator_attachment", s.passkeys_authenticator_attachment);
+  put(j, "passkeys_discoverable_credentials", s.passkeys_discoverable_credentials);
+  put(j, "passkeys_user_verification", s.passkeys_user_verification);
+  j["verify_event_subscription_enabled"] = s.verify_event_subscription_enabled;
+  return j.dump();
+}
+
+ServiceSettings decodeSettings(const std::string& text) {
+  json j = json::parse(text);
+  ServiceSettings s;
+  get(j, "friendly_name", s.friendly_name);
+  get(j, "code_length", s.code_length);
+  get(j, "lookup_enabled", s.lookup_enabled);
+  get(j, "psd2_enabled", s.psd2_enabled);
+  get(j, "skip_sms_to_landlines", s.skip_sms_to_landlines);
+  get(j, "dtmf_input_required", s.dtmf_input_required);
+  get(j, "tts_name", s.tts_name);
+  get(j, "do_not_share_warning_enabled", s.do_not_share_warning_enabled);
+  get(j, "custom_code_enabled", s.custom_code_enabled);
+  get(j, "push_include_date", s.push_include_date);
+  get(j, "push_apn_credential_sid", s.push_apn_credential_sid);
+  get(j, "push_fcm_credential_sid", s.push_fcm_credential_sid);
+  get(j, "totp_issuer", s.totp_issuer);
+  get(j, "totp_time_step", s.totp_time_step);
+  get(j, "totp_code_length", s.totp_code_length);
+  get(j, "totp_skew", s.totp_skew);
+  get(j, "default_template_sid", s.default_template_sid);
+  get(j, "whatsapp_msg_service_sid", s.whatsapp_msg_service_sid);
+  get(j, "whatsapp_from", s.whatsapp_from);
+  get(j, "passkeys_rp_id", s.passkeys_rp_id);
+  get(j, "passkeys_rp_name", s.passkeys_rp_name);
+  get(j, "passkeys_rp_origins", s.passkeys_rp_origins);
+  get(j, "passkeys_authenticator_attachment", s.passkeys_authenticator_attachment);
+  get(j, "passkeys_discoverable_credentials", s.passkeys_discoverable_credentials);
+  get(j, "passkeys_user_verification", s.passkeys_user_verification);
+  get(j, "verify_event_subscription_enabled", s.verify_event_subscription_enabled);
+  return s;
+}
+
+std::string encodeAttempts(const std::vector<SendAttempt>& attempts) {
+  json a = json::array();
+  for (const auto& x : attempts) a.push_back(json::array({x.attempt_sid, x.channel, x.time}));
+  return a.dump();
+}
+
+std::vector<SendAttempt> decodeAttempts(const std::string& text) {
+  std::vector<SendAttempt> out;
+  for (const auto& x : json::parse(text))
+    out.push_back(
+        SendAttempt{x[0].get<std::string>(), x[1].get<std::string>(), x[2].get<UnixTime>()});
+  return out;
+}
+
+constexpr const char* kServiceCols = "seq, sid, account_sid, settings, date_created, date_updated";
+
+Service readService(const Query& q) {
+  return Service{q.text(1), q.text(2), decodeSettings(q.text(3)), q.integer(4), q.integer(5)};
+}
+
+constexpr const char* kVerificationCols =
+    "sid, service_sid, account_sid, to_, channel, status, code_hash, code_seed, code_length, "
+    "check_attempts, amount, payee, send_attempts, date_created, date_updated, expires_at";
+
+Verification readVerification(const Query& q) {
+  Verification v;
+  v.sid = q.text(0);
+  v.service_sid = q.text(1);
+  v.account_sid = q.text(2);
+  v.to = q.text(3);
+  v.channel = q.text(4);
+  v.status = q.text(5);
+  v.code_hash = q.blobAt(6);
+  v.code_seed = q.blobAt(7);
+  v.code_length = static_cast<int>(q.integer(8));
+  v.check_attempts = static_cast<int>(q.integer(9));
+  v.amount = q.optText(10);
+  v.payee = q.optText(11);
+  v.send_attempts = decodeAttempts(q.text(12));
+  v.date_created = q.integer(13);
+  v.date_updated = q.integer(14);
+  v.expires_at = q.integer(15);
+  return v;
+}
+
+// Keyset paging over `table` filtered by `where` (with positional parameters bound by `bind`).
+// `ascending` is the display order; the cursor direction decides which way to scan.
+template <class T, class Bind, class ReadRow>
+Result<Page<T>> pageQuery(Db& db, const std::string& cols, const std::string& table,
+                          const std::string& where, int nparams, bool ascending, PageCursor cursor,
+                          int page_size, Bind bind, ReadRow readRow) {
+  using D = PageCursor::Direction;
+  bool backwards = cursor.direction == D::kBefore;
+  bool scan_asc = ascending != backwards;
+  std::string sql = "SELECT " + cols + " FROM " + table + " WHERE " + where;
+  if (cursor.direction != D::kFirst)
+    sql += std::string(" AND seq ") + (scan_asc ? ">" : "<") + " ?" + std::to_string(nparams + 1);
+  sql += std::string(" ORDER BY seq ") + (scan_asc ? "ASC" : "DESC") + " LIMIT ?" +
+         std::to_string(nparams + 2);
+  Query q = db.query(sql);
+  bind(q);
+  if (cursor.direction != D::kFirst) q.bind(nparams + 1, static_cast<std::int64_t>(cursor.seq));
+  q.bind(nparams + 2, page_size + 1);
+  Page<T> page;
+  std::vector<long long> seqs;
+  for (;;) {
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    if (static_cast<int>(page.items.size()) == page_size) {
+      (backwards ? page.has_previous : page.has_next) = true;
+      break;
+    }
+    seqs.push_back(q.integer(0));
+    page.items.push_back(readRow(q));
+  }
+  if (backwards) {
+    std::reverse(page.items.begin(), page.items.end());
+    std::reverse(seqs.begin(), seqs.end());
+    page.has_next = true;
+  } else if (cursor.direction == D::kAfter) {
+    page.has_previous = true;
+  }
+  if (!seqs.empty()) {
+    page.first_seq = seqs.front();
+    page.last_seq = seqs.back();
+  }
+  return page;
+}
+
+}  // namespace
+
+struct SqliteStore::Job {
+  const WriteFn* fn;
+  Status result;
+  bool done = false;
+};
+
+class SqliteStore::ReaderLease {
+ public:
+  explicit ReaderLease(SqliteStore& s) : s_(s) {
+    std::lock_guard lock(s_.readers_mu_);
+    if (!s_.readers_.empty()) {
+      db_ = std::move(s_.readers_.back());
+      s_.readers_.pop_back();
+    }
+  }
+  ~ReaderLease() {
+    if (!db_) return;
+    std::lock_guard lock(s_.readers_mu_);
+    s_.readers_.push_back(std::move(db_));
+  }
+  Result<Db*> get() {
+    if (!db_) {
+      auto opened = Db::open(s_.path_, s_.durable_);
+      if (!opened) return fail(opened.error());
+      db_ = std::move(*opened);
+    }
+    return db_.get();
+  }
+
+ private:
+  SqliteStore& s_;
+  std::unique_ptr<Db> db_;
+};
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, bool durable) {
+  auto db = Db::open(path, durable);
+  if (!db) return fail(db.error());
+  Db& d = **db;
+  std::int64_t version = 0;
+  {
+    Query q = d.query("PRAGMA user_version");
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    version = q.integer(0);
+  }
+  if (version > 1)
+    return fail(Error::internal("database schema is newer than this verifyd (version " +
+                                std::to_string(version) + ")"));
+  if (version < 1) {
+    if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
+    if (auto st = d.exec(kSchemaV1); !st) {
+      (void)d.exec("ROLLBACK");
+      return fail(st.error());
+    }
+    if (auto st = d.exec("COMMIT"); !st) return fail(st.error());
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, durable, std::move(*db)));
+}
+
+SqliteStore::SqliteStore(std::string path, bool durable, std::unique_ptr<Db> writer)
+    : path_(std::move(path)), durable_(durable), writer_db_(std::move(writer)) {
+  writer_ = std::thread([this] { writerLoop(); });
+}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  writer_.join();
+}
+
+std::uint64_t SqliteStore::commits() const {
+  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  return commits_;
+}
+std::uint64_t SqliteStore::writes() const {
+  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  return writes_;
+}
+
+Status SqliteStore::write(const WriteFn& fn) {
+  Job job{&fn, {}, false};
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return fail(Error::unavailable("store is shutting down"));
+    queue_.push_back(&job);
+  }
+  work_cv_.notify_one();
+  std::unique_lock lock(mu_);
+  done_cv_.wait(lock, [&] { return job.done; });
+  return job.result;
+}
+
+void SqliteStore::writerLoop() {
+  constexpr std::size_t kMaxBatch = 256;
+  Db& db = *writer_db_;
+  for (;;) {
+    std::vector<Job*> batch;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left to write
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    Status txn = db.exec("BEGIN IMMEDIATE");
+    if (txn) {
+      for (Job* job : batch) {
+        // A savepoint per write: a write that fails is undone alone.
+        if (auto st = db.exec("SAVEPOINT w"); !st) {
+          job->result = st;
+          continue;
+        }
+        try {
+          job->result = (*job->fn)(db);
+        } catch (const std::exception& e) {
+          job->result = fail(Error::internal(e.what()));
+        }
+        if (!job->result) (void)db.exec("ROLLBACK TO w");
+        (void)db.exec("RELEASE w");
+      }
+      txn = db.exec("COMMIT");
+      if (!txn) (void)db.exec("ROLLBACK");
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++commits_;
+      writes_ += batch.size();
+      for (Job* job : batch) {
+        // Nothing of a failed transaction was stored: every write in it fails.
+        if (!txn && job->result) job->result = fail(txn.error());
+        job->done = true;
+      }
+    }
+    done_cv_.notify_all();
+  }
+}
+
+template <class T>
+Result<T> SqliteStore::read(const std::function<Result<T>(Db&)>& fn) {
+  ReaderLease lease(*this);
+  auto db = lease.get();
+  if (!db) return fail(db.error());
+  return fn(**db);
+}
+
+// ---- accounts -------------------------------------------------------------------------------
+
+Status SqliteStore::createAccount(const Account& a) {
+  return write([&](Db& db) {
+    return db
+        .query(
+            "INSERT INTO accounts(sid, friendly_name, auth_token_mac, auth_token_sealed, "
+            "date_created) VALUES(?1, ?2, ?3, ?4, ?5)")
+        .bind(1, a.sid)
+        .bind(2, a.friendly_name)
+        .blob(3, a.auth_token_mac)
+        .blob(4, a.auth_token_sealed)
+        .bind(5, static_cast<std::int64_t>(a.date_created))
+        .run();
+  });
+}
+
+Result<std::optional<Account>> SqliteStore::getAccount(std::string_view sid) {
+  return read<std::optional<Account>>([&](Db& db) -> Result<std::optional<Account>> {
+    Query q = db.query(
+        "SELECT sid, friendly_name, auth_token_mac, auth_token_sealed, date_created FROM accounts "
+        "WHERE sid = ?1");
+    q.bind(1, sid);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) return std::optional<Account>();
+    return Account{q.text(0), q.text(1), q.blobAt(2), q.blobAt(3), q.integer(4)};
+  });
+}
+
+Status SqliteStore::createApiKey(const ApiKey& k) {
+  return write([&](Db& db) {
+    return db
+        .query(
+            "INSERT INTO api_keys(sid, account_sid, friendly_name, secret_mac, date_created) "
+            "VALUES(?1, ?2, ?3, ?4, ?5)")
+        .bind(1, k.sid)
+        .bind(2, k.account_sid)
+        .bind(3, k.friendly_name)
+        .blob(4, k.secret_mac)
+        .bind(5, static_cast<std::int64_t>(k.date_created))
+        .run();
+  });
+}
+
+Result<std::optional<Credential>> SqliteStore::findCredential(std::string_view sid) {
+  return read<std::optional<Credential>>([&](Db& db) -> Result<std::optional<Credential>> {
+    Query q = db.query(
+        "SELECT sid, auth_token_mac FROM accounts WHERE sid = ?1 UNION ALL "
+        "SELECT account_sid, secret_mac FROM api_keys WHERE sid = ?1");
+    q.bind(1, sid);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) return std::optional<Credential>();
+    return Credential{q.text(0), q.blobAt(1)};
+  });
+}
+
+Result<std::optional<std::string>> SqliteStore::getSetting(std::string_view key) {
+  return read<std::optional<std::string>>([&](Db& db) -> Result<std::optional<std::string>> {
+    Query q = db.query("SELECT value FROM settings WHERE key = ?1");
+    q.bind(1, key);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) return std::optional<std::string>();
+    return q.text(0);
+  });
+}
+
+Status SqliteStore::putSetting(std::string_view key, std::string_view value) {
+  return write([&](Db& db) {
+    return db.query("INSERT OR REPLACE INTO settings(key, value) VALUES(?1, ?2)")
+        .bind(1, key)
+        .bind(2, value)
+        .run();
+  });
+}
+
+// ---- services -------------------------------------------------------------------------------
+
+Status SqliteStore::createService(const Service& s) {
+  return write([&](Db& db) {
+    return db
+        .query(
+            "INSERT INTO services(sid, account_sid, settings, date_created, date_updated) "
+            "VALUES(?1, ?2, ?3, ?4, ?5)")
+        .bind(1, s.sid)
+        .bind(2, s.account_sid)
+        .bind(3, encodeSettings(s.settings))
+        .bind(4, static_cast<std::int64_t>(s.date_created))
+        .bind(5, static_cast<std::int64_t>(s.date_updated))
+        .run();
+  });
+}
+
+namespace {
+Result<std::optional<Service>> selectService(Db& db, std::string_view account_sid,
+                                             std::string_view sid) {
+  Query q = db.query(std::string("SELECT ") + kServiceCols +
+                     " FROM services WHERE sid = ?1 AND account_sid = ?2");
+  q.bind(1, sid).bind(2, account_sid);
+  auto row = q.step();
+  if (!row) return fail(row.error());
+  if (!*row) return std::optional<Service>();
+  return readService(q);
+}
+}  // namespace
+
+Result<std::optional<Service>> SqliteStore::getService(std::string_view account_sid,
+                                                       std::string_view sid) {
+  return read<std::optional<Service>>([&](Db& db) { return selectService(db, account_sid, sid); });
+}
+
+Result<Page<Service>> SqliteStore::listServices(std::string_view account_sid, PageCursor cursor,
+                                                int page_size) {
+  return read<Page<Service>>([&](Db& db) {
+    return pageQuery<Service>(
+        db, kServiceCols, "services", "account_sid = ?1", 1, true, cursor, page_size,
+        [&](Query& q) { q.bind(1, account_sid); }, readService);
+  });
+}
+
+Result<Service> SqliteStore::updateService(std::string_view account_sid, std::string_view sid,
+                                           const std::function<Status(Service&)>& change) {
+  Service out;
+  Status st = write([&](Db& db) -> Status {
+    auto found = selectService(db, account_sid, sid);
+    if (!found) return fail(found.error());
+    if (!*found) return fail(Error::notFound());
+    out = std::move(**found);
+    if (auto c = change(out); !c) return c;
+    return db.query("UPDATE services SET settings = ?1, date_updated = ?2 WHERE sid = ?3")
+        .bind(1, encodeSettings(out.settings))
+        .bind(2, static_cast<std::int64_t>(out.date_updated))
+        .bind(3, sid)
+        .run();
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+Status SqliteStore::deleteService(std::string_view account_sid, std::string_view sid) {
+  return write([&](Db& db) -> Status {
+    auto del = db.query("DELETE FROM services WHERE sid = ?1 AND account_sid = ?2");
+    if (auto st = del.bind(1, sid).bind(2, account_sid).run(); !st) return st;
+    if (db.changes() == 0) return fail(Error::notFound());
+    return db.query("DELETE FROM verifications WHERE service_sid = ?1").bind(1, sid).run();
+  });
+}
+
+// ---- verifications --------------------------------------------------------------------------
+
+namespace {
+
+Result<std::optional<Verification>> selectVerification(Db& db, const VerificationKey& key) {
+  const std::string cols = kVerificationCols;
+  auto fetchOne = [](Query& q) -> Result<std::optional<Verification>> {
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) return std::optional<Verification>();
+    return readVerification(q);
+  };
+  if (!key.sid.empty()) {
+    Query q =
+        db.query("SELECT " + cols + " FROM verifications WHERE sid = ?1 AND service_sid = ?2");
+    q.bind(1, key.sid).bind(2, key.service_sid);
+    return fetchOne(q);
+  }
+  Query q = db.query("SELECT " + cols +
+                     " FROM verifications WHERE service_sid = ?1 AND to_ = ?2 "
+                     "ORDER BY seq DESC LIMIT 1");
+  q.bind(1, key.service_sid).bind(2, key.to);
+  return fetchOne(q);
+}
+
+Status insertMessage(Db& db, const OutboxMessage& m) {
+  return db
+      .query(
+          "INSERT INTO outbox(sid, account_sid, service_sid, verification_sid, to_, channel, "
+          "body, date_created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+      .bind(1, m.sid)
+      .bind(2, m.account_sid)
+      .bind(3, m.service_sid)
+      .bind(4, m.verification_sid)
+      .bind(5, m.to)
+      .bind(6, m.channel)
+      .bind(7, m.body)
+      .bind(8, static_cast<std::int64_t>(m.date_created))
+      .run();
+}
+
+}  // namespace
+
+Result<Verification> SqliteStore::start(
+    std::string_view service_sid, std::string_view to, UnixTime now,
+    const std::function<Result<StartWrite>(const std::optional<Verification>&)>& decide) {
+  Verification out;
+  Status st = write([&](Db& db) -> Status {
+    std::optional<Verification> pending;
+    {
+      Query q = db.query(std::string("SELECT ") + kVerificationCols +
+                         " FROM verifications WHERE service_sid = ?1 AND to_ = ?2 AND "
+                         "status = 'pending' AND expires_at > ?3 ORDER BY seq DESC LIMIT 1");
+      q.bind(1, service_sid).bind(2, to).bind(3, static_cast<std::int64_t>(now));
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (*row) pending = readVerification(q);
+    }
+    auto w = decide(pending);
+    if (!w) return fail(w.error());
+    const Verification& v = w->verification;
+    if (w->is_new) {
+      auto ins = db.query(std::string("INSERT INTO verifications(") + kVerificationCols +
+                          ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                          "?15, ?16)");
+      ins.bind(1, v.sid).bind(2, v.service_sid).bind(3, v.account_sid).bind(4, v.to);
+      ins.bind(5, v.channel).bind(6, v.status).blob(7, v.code_hash).blob(8, v.code_seed);
+      ins.bind(9, v.code_length).bind(10, v.check_attempts).bind(11, v.amount).bind(12, v.payee);
+      ins.bind(13, encodeAttempts(v.send_attempts));
+      ins.bind(14, static_cast<std::int64_t>(v.date_created));
+      ins.bind(15, static_cast<std::int64_t>(v.date_updated));
+      ins.bind(16, static_cast<std::int64_t>(v.expires_at));
+      if (auto s = ins.run(); !s) return s;
+    } else {
+      auto upd = db.query(
+          "UPDATE verifications SET channel = ?1, code_hash = ?2, code_seed = ?3, "
+          "send_attempts = ?4, date_updated = ?5 WHERE sid = ?6");
+      upd.bind(1, v.channel).blob(2, v.code_hash).blob(3, v.code_seed);
+      upd.bind(4, encodeAttempts(v.send_attempts));
+      upd.bind(5, static_cast<std::int64_t>(v.date_updated)).bind(6, v.sid);
+      if (auto s = upd.run(); !s) return s;
+    }
+    if (w->message)
+      if (auto s = insertMessage(db, *w->message); !s) return s;
+    out = v;
+    return {};
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+Result<std::optional<Verification>> SqliteStore::getVerification(const VerificationKey& key) {
+  return read<std::optional<Verification>>([&](Db& db) { return selectVerification(db, key); });
+}
+
+Result<Verification> SqliteStore::mutate(
+    const VerificationKey& key,
+    const std::function<Result<Verification>(const Verification&)>& change) {
+  Verification out;
+  Status st = write([&](Db& db) -> Status {
+    auto found = selectVerification(db, key);
+    if (!found) return fail(found.error());
+    if (!*found) return fail(Error::notFound());
+    auto changed = change(**found);
+    if (!changed) return fail(changed.error());
+    out = std::move(*changed);
+    return db
+        .query(
+            "UPDATE verifications SET status = ?1, check_attempts = ?2, date_updated = ?3 "
+            "WHERE sid = ?4")
+        .bind(1, out.status)
+        .bind(2, out.check_attempts)
+        .bind(3, static_cast<std::int64_t>(out.date_updated))
+        .bind(4, out.sid)
+        .run();
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+// ---- dev outbox -----------------------------------------------------------------------------
+
+Result<Page<OutboxMessage>> SqliteStore::listMessages(std::string_view account_sid,
+                                                      std::string_view to, PageCursor cursor,
+                                                      int page_size) {
+  return read<Page<OutboxMessage>>([&](Db& db) {
+    auto readRow = [](const Query& q) {
+      return OutboxMessage{q.text(1), q.text(2), q.text(3), q.text(4),
+                           q.text(5), q.text(6), q.text(7), q.integer(8)};
+    };
+    const std::string cols =
+        "seq, sid, account_sid, service_sid, verification_sid, to_, channel, body, date_created";
+    if (to.empty())
+      return pageQuery<OutboxMessage>(
+          db, cols, "outbox", "account_sid = ?1", 1, false, cursor, page_size,
+          [&](Query& q) { q.bind(1, account_sid); }, readRow);
+    return pageQuery<OutboxMessage>(
+        db, cols, "outbox", "account_sid = ?1 AND to_ = ?2", 2, false, cursor, page_size,
+        [&](Query& q) { q.bind(1, account_sid).bind(2, to); }, readRow);
+  });
+}
+
+}  // namespace verifyd

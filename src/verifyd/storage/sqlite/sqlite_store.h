@@ -1,0 +1,86 @@
+#pragma once
+// The embedded store: SQLite in WAL mode.
+//
+// Writes go through one writer thread that commits them in groups: every request that arrives
+// while a commit is in flight joins the next transaction, so one fsync serves many requests.
+// Each write runs in its own SAVEPOINT, so one failing request never undoes another. Because
+// there is a single writer, every read-modify-write is serialized: attempt counters hold under
+// any concurrency. Reads use a pool of separate connections and never wait for the writer.
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "verifyd/core/ports/stores.h"
+#include "verifyd/storage/sqlite/sqlite_db.h"
+
+namespace verifyd {
+
+class SqliteStore final : public Store {
+ public:
+  // `durable` = fsync each commit (production). Tests of logic may turn it off.
+  static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, bool durable = true);
+  ~SqliteStore() override;
+
+  Status createAccount(const Account& account) override;
+  Result<std::optional<Account>> getAccount(std::string_view sid) override;
+  Status createApiKey(const ApiKey& key) override;
+  Result<std::optional<Credential>> findCredential(std::string_view sid) override;
+  Result<std::optional<std::string>> getSetting(std::string_view key) override;
+  Status putSetting(std::string_view key, std::string_view value) override;
+
+  Status createService(const Service& service) override;
+  Result<std::optional<Service>> getService(std::string_view account_sid,
+                                            std::string_view sid) override;
+  Result<Page<Service>> listServices(std::string_view account_sid, PageCursor cursor,
+                                     int page_size) override;
+  Result<Service> updateService(std::string_view account_sid, std::string_view sid,
+                                const std::function<Status(Service&)>& change) override;
+  Status deleteService(std::string_view account_sid, std::string_view sid) override;
+
+  Result<Verification> start(
+      std::string_view service_sid, std::string_view to, UnixTime now,
+      const std::function<Result<StartWrite>(const std::optional<Verification>&)>& decide) override;
+  Result<std::optional<Verification>> getVerification(const VerificationKey& key) override;
+  Result<Verification> mutate(
+      const VerificationKey& key,
+      const std::function<Result<Verification>(const Verification&)>& change) override;
+
+  Result<Page<OutboxMessage>> listMessages(std::string_view account_sid, std::string_view to,
+                                           PageCursor cursor, int page_size) override;
+
+  // Figures for benchmarks: transactions committed and writes they carried.
+  std::uint64_t commits() const;
+  std::uint64_t writes() const;
+
+ private:
+  using WriteFn = std::function<Status(sqlite::Db&)>;
+  struct Job;
+  class ReaderLease;
+
+  SqliteStore(std::string path, bool durable, std::unique_ptr<sqlite::Db> writer);
+  Status write(const WriteFn& fn);  // blocks until committed (or failed)
+  template <class T>
+  Result<T> read(const std::function<Result<T>(sqlite::Db&)>& fn);
+  void writerLoop();
+
+  std::string path_;
+  bool durable_;
+  std::unique_ptr<sqlite::Db> writer_db_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<Job*> queue_;
+  bool stopping_ = false;
+  std::uint64_t commits_ = 0, writes_ = 0;
+  std::thread writer_;
+
+  std::mutex readers_mu_;
+  std::vector<std::unique_ptr<sqlite::Db>> readers_;
+};
+
+}  // namespace verifyd
