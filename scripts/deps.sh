@@ -10,7 +10,7 @@ what="${1:-all}"   # "build" (make run) or "all" (make test)
 build_pkgs=(g++ cmake ninja-build pkg-config
   libboost-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libphonenumber-dev
   libexpected-dev libspdlog-dev libcli11-dev)
-test_pkgs=(libgtest-dev libgmock-dev python3-twilio nodejs npm sqlite3 curl)
+test_pkgs=(libgtest-dev libgmock-dev python3-twilio nodejs npm clang-format)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = all ] && pkgs+=("${test_pkgs[@]}")

@@ -1,0 +1,70 @@
+#include "verifyd/api/twilio/form.h"
+
+#include <gtest/gtest.h>
+
+#include "verifyd/api/twilio/base64.h"
+
+namespace verifyd::twilio {
+namespace {
+
+TEST(Form, DecodesPlusAndPercentTwentyAsSpace) {
+  auto p = parseForm("FriendlyName=My+Verify%20Service&To=%2B15017122661");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->get("FriendlyName"), "My Verify Service");
+  EXPECT_EQ(p->get("To"), "+15017122661");
+}
+
+TEST(Form, RejectsBadEscapes) {
+  EXPECT_FALSE(parseForm("To=%ZZ"));
+  EXPECT_FALSE(parseForm("To=%4"));
+  EXPECT_FALSE(parseForm("To=abc%"));
+  auto e = parseForm("To=%G0").error();
+  EXPECT_EQ(e.kind, ErrorKind::kInvalidArgument);
+}
+
+TEST(Form, RepeatedKeysAndDottedNames) {
+  auto p = parseForm("EventTypes=a&EventTypes=b&Totp.Issuer=Acme&&Flag");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->all("EventTypes"), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(p->get("Totp.Issuer"), "Acme");
+  EXPECT_EQ(p->get("Flag"), "");
+}
+
+TEST(Form, BooleansInAnyCase) {
+  auto p = parseForm("A=true&B=True&C=FALSE&D=maybe");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(*p->getBool("A"), std::optional<bool>(true));
+  EXPECT_EQ(*p->getBool("B"), std::optional<bool>(true));
+  EXPECT_EQ(*p->getBool("C"), std::optional<bool>(false));
+  EXPECT_EQ(*p->getBool("Z"), std::optional<bool>());
+  auto bad = p->getBool("D");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().param, "D");
+}
+
+TEST(Form, IntegersWithinRange) {
+  auto p = parseForm("A=4&B=11&C=x&D=5x");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(*p->getInt("A", 4, 10), std::optional<int>(4));
+  EXPECT_FALSE(p->getInt("B", 4, 10));
+  EXPECT_FALSE(p->getInt("C", 4, 10));
+  EXPECT_FALSE(p->getInt("D", 4, 10));
+}
+
+TEST(Form, PathSegmentsKeepPlus) {
+  EXPECT_EQ(decodePathSegment("+15017122661"), "+15017122661");
+  EXPECT_EQ(decodePathSegment("%2B15017122661"), "+15017122661");
+  EXPECT_FALSE(decodePathSegment("%zz"));
+  EXPECT_EQ(urlEncode("+1 a"), "%2B1%20a");
+}
+
+TEST(Base64, RoundTripAndRejects) {
+  for (std::string s : {"", "a", "ab", "abc", "AC123:token"})
+    EXPECT_EQ(base64Decode(base64Encode(s)), s);
+  EXPECT_FALSE(base64Decode("abc"));
+  EXPECT_FALSE(base64Decode("ab=c"));
+  EXPECT_FALSE(base64Decode("a!cd"));
+}
+
+}  // namespace
+}  // namespace verifyd::twilio

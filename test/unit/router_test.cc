@@ -1,0 +1,253 @@
+#include "verifyd/api/router.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "fakes.h"
+#include "verifyd/api/twilio/base64.h"
+#include "verifyd/crypto/openssl.h"
+#include "verifyd/phone/libphonenumber_numbers.h"
+#include "verifyd/storage/sqlite/sqlite_store.h"
+
+namespace verifyd {
+namespace {
+
+using nlohmann::json;
+
+// Golden tests of the wire format: requests in, Twilio-shaped responses out, no socket.
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("verifyd-router-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = std::move(*SqliteStore::open((dir_ / "db").string(), false));
+    accounts_ = std::make_unique<Accounts>(*store_, keyring_, clock_, random_);
+    services_ = std::make_unique<ServiceRegistry>(*store_, clock_, random_);
+    verifier_ =
+        std::make_unique<Verifier>(*store_, keyring_, phones_, clock_, random_, VerifierOptions{});
+    router_ = std::make_unique<Router>(*accounts_, *services_, *verifier_, *store_,
+                                       RouterOptions{"http://verifyd.test", true});
+    auto cred = *accounts_->createAccount("test");
+    auth_ = "Basic " + twilio::base64Encode(cred.sid + ":" + cred.secret);
+    account_ = cred.sid;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  ApiResponse call(std::string method, std::string target, std::string body = "",
+                   std::string content_type = "application/x-www-form-urlencoded",
+                   std::optional<std::string> auth = std::nullopt) {
+    return router_->handle(ApiRequest{std::move(method), std::move(target), std::move(content_type),
+                                      auth.value_or(auth_), std::move(body)});
+  }
+  static json body(const ApiResponse& r) { return json::parse(r.body); }
+  static void expectError(const ApiResponse& r, int status, int code) {
+    EXPECT_EQ(r.status, status);
+    json j = json::parse(r.body);
+    ASSERT_EQ(j.size(), 4u) << r.body;
+    std::vector<std::string> keys;
+    for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+    std::sort(keys.begin(), keys.end());
+    EXPECT_EQ(keys, (std::vector<std::string>{"code", "message", "more_info", "status"}));
+    EXPECT_EQ(j["code"], code) << r.body;
+    EXPECT_EQ(j["status"], status);
+    EXPECT_EQ(j["more_info"], "https://www.twilio.com/docs/errors/" + std::to_string(code));
+  }
+
+  std::filesystem::path dir_;
+  testing::FakeClock clock_;
+  testing::FakeRandom random_;
+  OpenSslKeyring keyring_{std::string(32, 'r')};
+  LibPhoneNumbers phones_;
+  std::unique_ptr<SqliteStore> store_;
+  std::unique_ptr<Accounts> accounts_;
+  std::unique_ptr<ServiceRegistry> services_;
+  std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<Router> router_;
+  std::string auth_, account_;
+};
+
+TEST_F(RouterTest, ServiceCreateReturnsEveryFieldInOrder) {
+  auto r =
+      call("POST", "/v2/Services",
+           "FriendlyName=My+Service&CodeLength=8&LookupEnabled=True&Totp.Skew=2&"
+           "Passkeys.RelyingParty.Origins=a.example,%20b.example&Whatsapp.From=whatsapp%3A%2B1");
+  ASSERT_EQ(r.status, 201) << r.body;
+  std::string raw = r.body;
+  // ordered_json keeps the spec's order; check it on the raw text.
+  std::vector<std::string> order = {"sid",
+                                    "account_sid",
+                                    "friendly_name",
+                                    "code_length",
+                                    "lookup_enabled",
+                                    "psd2_enabled",
+                                    "skip_sms_to_landlines",
+                                    "dtmf_input_required",
+                                    "tts_name",
+                                    "do_not_share_warning_enabled",
+                                    "custom_code_enabled",
+                                    "push",
+                                    "totp",
+                                    "default_template_sid",
+                                    "whatsapp",
+                                    "passkeys",
+                                    "verify_event_subscription_enabled",
+                                    "date_created",
+                                    "date_updated",
+                                    "url",
+                                    "links"};
+  std::size_t pos = 0;
+  for (auto& k : order) {
+    auto at = raw.find("\"" + k + "\":", pos);
+    ASSERT_NE(at, std::string::npos) << k;
+    pos = at;
+  }
+  json j = body(r);
+  EXPECT_EQ(j["friendly_name"], "My Service");
+  EXPECT_EQ(j["code_length"], 8);
+  EXPECT_EQ(j["lookup_enabled"], true);
+  EXPECT_EQ(j["totp"]["skew"], 2);
+  EXPECT_EQ(j["totp"]["issuer"], "My Service");
+  EXPECT_EQ(j["passkeys"]["relying_party"]["origins"], json::array({"a.example", "b.example"}));
+  EXPECT_EQ(j["whatsapp"]["from"], "whatsapp:+1");
+  EXPECT_EQ(j["account_sid"], account_);
+  EXPECT_EQ(j["date_created"], "2023-11-14T22:13:20Z");
+  std::string sid = j["sid"];
+  EXPECT_EQ(j["url"], "http://verifyd.test/v2/Services/" + sid);
+  EXPECT_EQ(j["links"]["verifications"],
+            "http://verifyd.test/v2/Services/" + sid + "/Verifications");
+}
+
+TEST_F(RouterTest, ServiceParameterErrorsNameTheParameter) {
+  for (auto [form, param] : std::vector<std::pair<std::string, std::string>>{
+           {"", "FriendlyName"},
+           {"FriendlyName=" + std::string(31, 'x'), "FriendlyName"},
+           {"FriendlyName=a&CodeLength=3", "CodeLength"},
+           {"FriendlyName=a&CodeLength=11", "CodeLength"},
+           {"FriendlyName=a&LookupEnabled=maybe", "LookupEnabled"},
+           {"FriendlyName=a&Totp.TimeStep=61", "Totp.TimeStep"},
+           {"FriendlyName=a&DefaultTemplateSid=HJ1", "DefaultTemplateSid"},
+           {"FriendlyName=a&Passkeys.UserVerification=always", "Passkeys.UserVerification"}}) {
+    auto r = call("POST", "/v2/Services", form);
+    expectError(r, 400, 60200);
+    EXPECT_NE(body(r)["message"].get<std::string>().find(param), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(store_->listServices(account_, {}, 50)->items.size(), 0u);
+}
+
+TEST_F(RouterTest, ListPagesWithAbsoluteUrls) {
+  for (int i = 0; i < 5; ++i)
+    ASSERT_EQ(call("POST", "/v2/Services", "FriendlyName=s" + std::to_string(i)).status, 201);
+  std::string url = "/v2/Services?PageSize=2";
+  std::vector<std::string> names;
+  int pages = 0;
+  while (!url.empty()) {
+    auto r = call("GET", url);
+    ASSERT_EQ(r.status, 200) << r.body;
+    json j = body(r);
+    EXPECT_EQ(j["meta"]["key"], "services");
+    EXPECT_EQ(j["meta"]["page"], pages);
+    for (auto& s : j["services"]) names.push_back(s["friendly_name"]);
+    if (pages > 0) {
+      EXPECT_TRUE(j["meta"]["previous_page_url"].is_string());
+    }
+    ++pages;
+    if (j["meta"]["next_page_url"].is_null()) break;
+    std::string next = j["meta"]["next_page_url"];
+    ASSERT_EQ(next.rfind("http://verifyd.test/v2/Services?PageSize=2&Page=", 0), 0u) << next;
+    EXPECT_NE(next.find("PageToken=PA"), std::string::npos);
+    url = next.substr(std::string("http://verifyd.test").size());
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(names, (std::vector<std::string>{"s0", "s1", "s2", "s3", "s4"}));
+  expectError(call("GET", "/v2/Services?PageSize=0"), 400, 60200);
+  expectError(call("GET", "/v2/Services?PageSize=1001"), 400, 60200);
+  expectError(call("GET", "/v2/Services?PageToken=bogus"), 400, 60200);
+}
+
+TEST_F(RouterTest, AuthenticationAndIsolation) {
+  expectError(call("GET", "/v2/Services", "", "", std::string()), 401, 20003);
+  expectError(call("GET", "/v2/Services", "", "", "Basic !!!"), 401, 20003);
+  expectError(
+      call("GET", "/v2/Services", "", "", "Basic " + twilio::base64Encode(account_ + ":wrong")),
+      401, 20003);
+  auto r = call("GET", "/v2/Services", "", "", std::string("Bearer x"));
+  ASSERT_EQ(r.status, 401);
+  EXPECT_EQ(r.headers.front().first, "WWW-Authenticate");
+
+  auto created = body(call("POST", "/v2/Services", "FriendlyName=mine"));
+  std::string sid = created["sid"];
+  auto key = *accounts_->createApiKey(account_, "k");
+  EXPECT_EQ(call("GET", "/v2/Services/" + sid, "", "",
+                 "Basic " + twilio::base64Encode(key.sid + ":" + key.secret))
+                .status,
+            200);
+  auto other = *accounts_->createAccount("other");
+  std::string other_auth = "Basic " + twilio::base64Encode(other.sid + ":" + other.secret);
+  auto r404 = call("GET", "/v2/Services/" + sid, "", "", other_auth);
+  expectError(r404, 404, 20404);
+  EXPECT_EQ(body(r404)["message"], "The requested resource /Services/" + sid + " was not found");
+  EXPECT_EQ(body(call("GET", "/v2/Services", "", "", other_auth))["services"].size(), 0u);
+}
+
+TEST_F(RouterTest, MethodsPathsAndContentTypes) {
+  auto r = call("PUT", "/v2/Services");
+  expectError(r, 405, 20004);
+  EXPECT_EQ(r.headers.front(), (std::pair<std::string, std::string>{"Allow", "GET, POST"}));
+  expectError(call("GET", "/v2/Nope"), 404, 20404);
+  expectError(call("GET", "/nope"), 404, 20404);
+  expectError(call("POST", "/v2/Services", "{\"FriendlyName\":\"x\"}", "application/json"), 415,
+              20415);
+  expectError(call("POST", "/v2/Services", "FriendlyName=%zz"), 400, 60200);
+  expectError(call("GET", "/v2/Services/VA" + std::string(32, '0') + "/RateLimits"), 501, 20501);
+  EXPECT_EQ(call("GET", "/healthz", "", "", std::string()).status, 200);
+}
+
+TEST_F(RouterTest, VerificationLifecycleOverTheWire) {
+  std::string svc = body(call("POST", "/v2/Services", "FriendlyName=Acme"))["sid"];
+  const std::string base = "/v2/Services/" + svc;
+  auto created = call("POST", base + "/Verifications", "To=%2B15017122661&Channel=sms");
+  ASSERT_EQ(created.status, 201) << created.body;
+  json v = body(created);
+  EXPECT_EQ(v["status"], "pending");
+  EXPECT_EQ(v["send_code_attempts"][0]["channel"], "SMS");
+  auto outbox = body(call("GET", "/dev/v1/Messages?To=%2B15017122661&PageSize=1"));
+  std::string text = outbox["messages"][0]["body"];
+  std::string code = text.substr(text.rfind(' ') + 1);
+  auto fetched = call("GET", base + "/Verifications/+15017122661");
+  ASSERT_EQ(fetched.status, 200);
+  EXPECT_EQ(body(fetched)["sid"], v["sid"]);
+  auto wrong =
+      call("POST", base + "/VerificationCheck",
+           "To=%2B15017122661&Code=" + std::string(code == "000000" ? "111111" : "000000"));
+  ASSERT_EQ(wrong.status, 200);
+  EXPECT_EQ(body(wrong)["status"], "pending");
+  EXPECT_EQ(body(wrong)["valid"], false);
+  auto right = call("POST", base + "/VerificationCheck",
+                    "VerificationSid=" + v["sid"].get<std::string>() + "&Code=" + code);
+  ASSERT_EQ(right.status, 200);
+  EXPECT_EQ(body(right)["status"], "approved");
+  EXPECT_EQ(body(right)["valid"], true);
+  auto gone = call("GET", base + "/Verifications/" + v["sid"].get<std::string>());
+  expectError(gone, 404, 20404);
+  EXPECT_EQ(body(gone)["message"], "The requested resource /Services/" + svc + "/Verifications/" +
+                                       v["sid"].get<std::string>() + " was not found");
+  expectError(call("POST", base + "/Verifications", "To=%2B15017122661&Channel=fax"), 400, 60200);
+  expectError(call("POST", base + "/Verifications", "Channel=sms"), 400, 60200);
+  expectError(call("POST", base + "/VerificationCheck", "To=%2B15017122661&Code=12"), 400, 60200);
+  expectError(call("DELETE", base + "/VerificationCheck"), 405, 20004);
+}
+
+TEST_F(RouterTest, DevOutboxCanBeTurnedOff) {
+  Router off(*accounts_, *services_, *verifier_, *store_,
+             RouterOptions{"http://verifyd.test", false});
+  auto r = off.handle(ApiRequest{"GET", "/dev/v1/Messages", "", auth_, ""});
+  expectError(r, 404, 20404);
+}
+
+}  // namespace
+}  // namespace verifyd
