@@ -68,3 +68,22 @@ TEST(Base64, RoundTripAndRejects) {
 
 }  // namespace
 }  // namespace verifyd::twilio
+
+namespace verifyd::twilio {
+namespace {
+
+TEST(Form, RejectsInvalidUtf8NamingTheParameter) {
+  auto bad = parseForm("FriendlyName=%FF%FE");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().param, "FriendlyName");
+  EXPECT_FALSE(parseForm("FriendlyName=%C3"));        // truncated sequence
+  EXPECT_FALSE(parseForm("FriendlyName=%C0%AF"));     // overlong
+  EXPECT_FALSE(parseForm("FriendlyName=%ED%A0%80"));  // surrogate
+  EXPECT_FALSE(parseForm("%FF=x"));
+  auto ok = parseForm("FriendlyName=%E2%82%AC%F0%9F%98%80%D0%96");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->get("FriendlyName"), "€😀Ж");
+}
+
+}  // namespace
+}  // namespace verifyd::twilio

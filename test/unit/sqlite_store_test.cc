@@ -62,6 +62,20 @@ TEST_F(SqliteStoreTest, ServicesSurviveReopenWithEverySetting) {
   EXPECT_FALSE(*store_->getService("AC" + std::string(32, 'b'), s.sid));
 }
 
+TEST_F(SqliteStoreTest, CachedServicesFollowUpdatesAndDeletes) {
+  ASSERT_TRUE(store_->createService(service(1)));
+  ASSERT_TRUE(*store_->getService(kAccount, sidN("VA", 1)));  // now cached
+  auto updated = store_->updateService(kAccount, sidN("VA", 1), [](Service& s) -> Status {
+    s.settings.code_length = 4;
+    return {};
+  });
+  ASSERT_TRUE(updated);
+  EXPECT_EQ((*store_->getService(kAccount, sidN("VA", 1)))->settings.code_length, 4);
+  EXPECT_FALSE(*store_->getService("AC" + std::string(32, 'b'), sidN("VA", 1)));
+  ASSERT_TRUE(store_->deleteService(kAccount, sidN("VA", 1)));
+  EXPECT_FALSE(*store_->getService(kAccount, sidN("VA", 1)));
+}
+
 TEST_F(SqliteStoreTest, PagesForwardAndBack) {
   for (int i = 1; i <= 7; ++i) ASSERT_TRUE(store_->createService(service(i)));
   PageCursor c;

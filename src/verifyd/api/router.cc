@@ -1,6 +1,7 @@
 #include "verifyd/api/router.h"
 
 #include <spdlog/spdlog.h>
+#include <strings.h>
 
 #include <array>
 #include <set>
@@ -38,11 +39,14 @@ ApiResponse methodNotAllowed(std::string allow) {
 }
 
 Result<std::string> authenticate(Accounts& accounts, std::string_view header) {
-  constexpr std::string_view kBasic = "Basic ";
   auto unauthenticated = Error::of(ErrorKind::kUnauthenticated);
-  if (header.size() <= kBasic.size() || header.substr(0, kBasic.size()) != kBasic)
+  // The scheme name is case-insensitive (RFC 9110 §11.1); spaces may follow it.
+  if (header.size() < 6 || strncasecmp(header.data(), "basic ", 6) != 0)
     return fail(unauthenticated);
-  auto decoded = twilio::base64Decode(header.substr(kBasic.size()));
+  std::string_view token = header.substr(6);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  auto decoded = twilio::base64Decode(token);
   if (!decoded) return fail(unauthenticated);
   auto colon = decoded->find(':');
   if (colon == std::string::npos) return fail(unauthenticated);

@@ -83,20 +83,50 @@ Result<Verification> Verifier::start(const std::string& account_sid, const std::
 
   const UnixTime now = clock_.now();
   const std::string friendly = p.custom_friendly_name.value_or(settings.friendly_name);
+  // Everything a new verification needs is prepared here, on the request's thread: the store
+  // runs `decide` on its single writer, which should only choose and write.
+  StartWrite fresh;
+  fresh.is_new = true;
+  std::string fresh_code;
+  {
+    Verification& v = fresh.verification;
+    v.sid = makeSid("VE", random_);
+    v.service_sid = service_sid;
+    v.account_sid = account_sid;
+    v.to = p.to;
+    v.channel = p.channel;
+    v.code_length = settings.code_length;
+    if (p.custom_code) {
+      fresh_code = *p.custom_code;
+    } else {
+      v.code_seed = random_.bytes(16);
+      fresh_code = deriveCode(keyring_, v.code_seed, v.code_length);
+    }
+    v.code_hash = hashCode(keyring_, v.sid, fresh_code);
+    v.amount = p.amount;
+    v.payee = p.payee;
+    v.date_created = v.date_updated = now;
+    v.expires_at = now + options_.code_ttl_seconds;
+  }
+  const SendAttempt attempt{makeSid("VL", random_), p.channel, now};
+  const std::string message_sid = options_.dev_outbox ? makeSid("MM", random_) : std::string();
+
+  std::optional<OutboxMessage> sent;
   auto decide = [&](const std::optional<Verification>& pending) -> Result<StartWrite> {
     StartWrite w;
-    std::string code;
+    std::string resent_code;
     if (pending) {
+      // A resend: same verification, same code, one more attempt.
       w.verification = *pending;
       Verification& v = w.verification;
       if (static_cast<int>(v.send_attempts.size()) >= options_.max_send_attempts)
         return fail(Error::of(ErrorKind::kMaxSendAttempts, "Max send attempts reached"));
       if (p.custom_code) {
-        code = *p.custom_code;
+        resent_code = *p.custom_code;
         v.code_seed.clear();
-        v.code_hash = hashCode(keyring_, v.sid, code);
+        v.code_hash = hashCode(keyring_, v.sid, resent_code);
       } else if (!v.code_seed.empty()) {
-        code = deriveCode(keyring_, v.code_seed, v.code_length);
+        resent_code = deriveCode(keyring_, v.code_seed, v.code_length);
       } else {
         // The first send carried a custom code, which verifyd cannot read back.
         return fail(Error::missing("CustomCode"));
@@ -104,48 +134,25 @@ Result<Verification> Verifier::start(const std::string& account_sid, const std::
       v.channel = p.channel;
       v.date_updated = now;
     } else {
-      w.is_new = true;
-      Verification& v = w.verification;
-      v.sid = makeSid("VE", random_);
-      v.service_sid = service_sid;
-      v.account_sid = account_sid;
-      v.to = p.to;
-      v.channel = p.channel;
-      v.code_length = settings.code_length;
-      if (p.custom_code) {
-        code = *p.custom_code;
-      } else {
-        v.code_seed = random_.bytes(16);
-        code = deriveCode(keyring_, v.code_seed, v.code_length);
-      }
-      v.code_hash = hashCode(keyring_, v.sid, code);
-      v.amount = p.amount;
-      v.payee = p.payee;
-      v.date_created = v.date_updated = now;
-      v.expires_at = now + options_.code_ttl_seconds;
+      w = fresh;
     }
     Verification& v = w.verification;
-    v.send_attempts.push_back(SendAttempt{makeSid("VL", random_), p.channel, now});
+    v.send_attempts.push_back(attempt);
     if (options_.dev_outbox) {
-      w.message = OutboxMessage{makeSid("MM", random_),
-                                account_sid,
-                                service_sid,
-                                v.sid,
-                                v.to,
-                                p.channel,
-                                renderMessage(settings, friendly, code),
-                                now};
+      w.message =
+          OutboxMessage{message_sid,
+                        account_sid,
+                        service_sid,
+                        v.sid,
+                        v.to,
+                        p.channel,
+                        renderMessage(settings, friendly, pending ? resent_code : fresh_code),
+                        now};
     }
+    sent = w.message;
     return w;
   };
-
-  std::optional<OutboxMessage> sent;
-  auto result = store_.start(service_sid, p.to, now,
-                             [&](const std::optional<Verification>& pending) -> Result<StartWrite> {
-                               auto w = decide(pending);
-                               if (w) sent = w->message;
-                               return w;
-                             });
+  auto result = store_.start(service_sid, p.to, now, decide);
   if (result && sent && sink_) sink_(*sent);
   return result;
 }

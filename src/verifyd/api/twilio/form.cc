@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 
 namespace verifyd::twilio {
 
@@ -33,6 +34,32 @@ std::optional<std::string> decode(std::string_view s, bool plus_is_space) {
     }
   }
   return out;
+}
+
+// JSON responses echo parameters back, so they must be UTF-8: anything else is bad input.
+bool isUtf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int extra = c < 0x80           ? 0
+                : (c >> 5) == 0x6  ? 1
+                : (c >> 4) == 0xE  ? 2
+                : (c >> 3) == 0x1E ? 3
+                                   : -1;
+    if (extra < 0 || i + static_cast<std::size_t>(extra) >= s.size()) return false;
+    std::uint32_t cp = extra == 0 ? c : c & (0x3F >> extra);
+    for (int k = 1; k <= extra; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values beyond Unicode.
+    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return false;
+    i += static_cast<std::size_t>(extra) + 1;
+  }
+  return true;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -88,6 +115,8 @@ Result<Params> parseForm(std::string_view text) {
     auto value =
         decode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
     if (!key || !value) return fail(Error::invalid("malformed form encoding"));
+    if (!isUtf8(*key)) return fail(Error::invalid("malformed form encoding", "not UTF-8"));
+    if (!isUtf8(*value)) return fail(Error::invalid(*key, "not UTF-8"));
     params.add(std::move(*key), std::move(*value));
   }
   return params;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <semaphore>
 
 namespace verifyd {
 
@@ -211,7 +212,8 @@ Result<Page<T>> pageQuery(Db& db, const std::string& cols, const std::string& ta
 struct SqliteStore::Job {
   const WriteFn* fn;
   Status result;
-  bool done = false;
+  // Each caller sleeps on its own semaphore: waking only the writes that finished, not all.
+  std::binary_semaphore done{0};
 };
 
 class SqliteStore::ReaderLease {
@@ -291,15 +293,14 @@ std::uint64_t SqliteStore::writes() const {
 }
 
 Status SqliteStore::write(const WriteFn& fn) {
-  Job job{&fn, {}, false};
+  Job job{&fn, {}};
   {
     std::lock_guard lock(mu_);
     if (stopping_) return fail(Error::unavailable("store is shutting down"));
     queue_.push_back(&job);
   }
   work_cv_.notify_one();
-  std::unique_lock lock(mu_);
-  done_cv_.wait(lock, [&] { return job.done; });
+  job.done.acquire();
   return job.result;
 }
 
@@ -317,11 +318,12 @@ void SqliteStore::writerLoop() {
         queue_.pop_front();
       }
     }
-    Status txn = db.exec("BEGIN IMMEDIATE");
+    // Cached statements: compiling these four per write cost more than the writes themselves.
+    Status txn = db.query("BEGIN IMMEDIATE").run();
     if (txn) {
       for (Job* job : batch) {
         // A savepoint per write: a write that fails is undone alone.
-        if (auto st = db.exec("SAVEPOINT w"); !st) {
+        if (auto st = db.query("SAVEPOINT w").run(); !st) {
           job->result = st;
           continue;
         }
@@ -330,23 +332,22 @@ void SqliteStore::writerLoop() {
         } catch (const std::exception& e) {
           job->result = fail(Error::internal(e.what()));
         }
-        if (!job->result) (void)db.exec("ROLLBACK TO w");
-        (void)db.exec("RELEASE w");
+        if (!job->result) (void)db.query("ROLLBACK TO w").run();
+        (void)db.query("RELEASE w").run();
       }
-      txn = db.exec("COMMIT");
+      txn = db.query("COMMIT").run();
       if (!txn) (void)db.exec("ROLLBACK");
     }
     {
       std::lock_guard lock(mu_);
       ++commits_;
       writes_ += batch.size();
-      for (Job* job : batch) {
-        // Nothing of a failed transaction was stored: every write in it fails.
-        if (!txn && job->result) job->result = fail(txn.error());
-        job->done = true;
-      }
     }
-    done_cv_.notify_all();
+    for (Job* job : batch) {
+      // Nothing of a failed transaction was stored: every write in it fails.
+      if (!txn && job->result) job->result = fail(txn.error());
+      job->done.release();
+    }
   }
 }
 
@@ -404,7 +405,12 @@ Status SqliteStore::createApiKey(const ApiKey& k) {
 }
 
 Result<std::optional<Credential>> SqliteStore::findCredential(std::string_view sid) {
-  return read<std::optional<Credential>>([&](Db& db) -> Result<std::optional<Credential>> {
+  {
+    std::shared_lock lock(cache_mu_);
+    if (auto it = credential_cache_.find(std::string(sid)); it != credential_cache_.end())
+      return std::optional<Credential>(it->second);
+  }
+  auto found = read<std::optional<Credential>>([&](Db& db) -> Result<std::optional<Credential>> {
     Query q = db.query(
         "SELECT sid, auth_token_mac FROM accounts WHERE sid = ?1 UNION ALL "
         "SELECT account_sid, secret_mac FROM api_keys WHERE sid = ?1");
@@ -414,6 +420,11 @@ Result<std::optional<Credential>> SqliteStore::findCredential(std::string_view s
     if (!*row) return std::optional<Credential>();
     return Credential{q.text(0), q.blobAt(1)};
   });
+  if (found && *found) {
+    std::unique_lock lock(cache_mu_);
+    credential_cache_.emplace(std::string(sid), **found);
+  }
+  return found;
 }
 
 Result<std::optional<std::string>> SqliteStore::getSetting(std::string_view key) {
@@ -466,9 +477,29 @@ Result<std::optional<Service>> selectService(Db& db, std::string_view account_si
 }
 }  // namespace
 
+void SqliteStore::forgetService(std::string_view sid) {
+  std::unique_lock lock(cache_mu_);
+  ++service_generation_;
+  service_cache_.erase(std::string(sid));
+}
+
 Result<std::optional<Service>> SqliteStore::getService(std::string_view account_sid,
                                                        std::string_view sid) {
-  return read<std::optional<Service>>([&](Db& db) { return selectService(db, account_sid, sid); });
+  std::uint64_t generation;
+  {
+    std::shared_lock lock(cache_mu_);
+    if (auto it = service_cache_.find(std::string(sid)); it != service_cache_.end())
+      return it->second.account_sid == account_sid ? std::optional<Service>(it->second)
+                                                   : std::optional<Service>();
+    generation = service_generation_;
+  }
+  auto found =
+      read<std::optional<Service>>([&](Db& db) { return selectService(db, account_sid, sid); });
+  if (found && *found) {
+    std::unique_lock lock(cache_mu_);
+    if (generation == service_generation_) service_cache_.emplace(std::string(sid), **found);
+  }
+  return found;
 }
 
 Result<Page<Service>> SqliteStore::listServices(std::string_view account_sid, PageCursor cursor,
@@ -495,17 +526,20 @@ Result<Service> SqliteStore::updateService(std::string_view account_sid, std::st
         .bind(3, sid)
         .run();
   });
+  forgetService(sid);
   if (!st) return fail(st.error());
   return out;
 }
 
 Status SqliteStore::deleteService(std::string_view account_sid, std::string_view sid) {
-  return write([&](Db& db) -> Status {
+  Status st = write([&](Db& db) -> Status {
     auto del = db.query("DELETE FROM services WHERE sid = ?1 AND account_sid = ?2");
     if (auto st = del.bind(1, sid).bind(2, account_sid).run(); !st) return st;
     if (db.changes() == 0) return fail(Error::notFound());
     return db.query("DELETE FROM verifications WHERE service_sid = ?1").bind(1, sid).run();
   });
+  forgetService(sid);
+  return st;
 }
 
 // ---- verifications --------------------------------------------------------------------------

@@ -11,8 +11,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "verifyd/core/ports/stores.h"
@@ -73,11 +75,20 @@ class SqliteStore final : public Store {
   std::unique_ptr<sqlite::Db> writer_db_;
 
   std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
+  std::condition_variable work_cv_;
   std::deque<Job*> queue_;
   bool stopping_ = false;
   std::uint64_t commits_ = 0, writes_ = 0;
   std::thread writer_;
+
+  // Services and credentials are read on every request and change rarely: they are cached.
+  // A write bumps the generation and drops the entry; a read fills the cache only if no write
+  // happened while it read, so a stale row can never be cached after a newer one.
+  std::shared_mutex cache_mu_;
+  std::uint64_t service_generation_ = 0;
+  std::unordered_map<std::string, Service> service_cache_;
+  std::unordered_map<std::string, Credential> credential_cache_;  // accounts and keys never change
+  void forgetService(std::string_view sid);
 
   std::mutex readers_mu_;
   std::vector<std::unique_ptr<sqlite::Db>> readers_;
