@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <string>
+#include <thread>
 
 #include "verifyd/http/server.h"
 
@@ -72,12 +73,16 @@ class HttpServerTest : public ::testing::Test {
     HttpServerOptions o;
     o.port = 0;
     o.threads = 2;
-    server_ = std::make_unique<HttpServer>(o, [this](const ApiRequest& r) {
+    server_ = std::make_unique<HttpServer>(o, [this](const ApiRequest& r, Respond respond) {
       ++calls_;
-      return ApiResponse{200,
-                         "{\"method\":\"" + r.method + "\",\"target\":\"" + r.target +
-                             "\",\"body_size\":" + std::to_string(r.body.size()) + "}",
-                         {}};
+      ApiResponse out{200,
+                      "{\"method\":\"" + r.method + "\",\"target\":\"" + r.target +
+                          "\",\"body_size\":" + std::to_string(r.body.size()) + "}",
+                      {}};
+      // Answer from another thread, as a store completion does.
+      std::thread([respond = std::move(respond), out = std::move(out)]() mutable {
+        respond(std::move(out));
+      }).detach();
     });
     port_ = *server_->listen();
     server_->run();

@@ -78,3 +78,53 @@ TEST(Keyring, SealRoundTripsAndRejectsTampering) {
 
 }  // namespace
 }  // namespace verifyd
+
+#include <nlohmann/json.hpp>
+
+#include "verifyd/api/twilio/encode.h"
+#include "verifyd/api/twilio/json_writer.h"
+
+namespace verifyd {
+namespace {
+
+TEST(JsonWriter, EscapesAndParsesBack) {
+  twilio::JsonWriter w;
+  std::string nasty = std::string("q\"b\\s\n\t\x01 €", 13);
+  w.begin().field("a", nasty).field("n", std::int64_t{-5}).null("z").beginArray("arr");
+  w.beginObject().field("x", true).end().beginObject().end();
+  w.endArray().raw("o", "{}").end();
+  auto j = nlohmann::json::parse(w.take());
+  EXPECT_EQ(j["a"], nasty);
+  EXPECT_EQ(j["n"], -5);
+  EXPECT_TRUE(j["z"].is_null());
+  EXPECT_EQ(j["arr"].size(), 2u);
+  EXPECT_EQ(j["arr"][0]["x"], true);
+  EXPECT_TRUE(j["o"].is_object());
+}
+
+TEST(JsonWriter, VerificationFieldsInSpecOrder) {
+  Verification v;
+  v.sid = "VE1";
+  v.service_sid = "VA1";
+  v.account_sid = "AC1";
+  v.to = "+15017122661";
+  v.channel = "sms";
+  v.send_attempts = {{"VL1", "sms", 0}, {"VL2", "whatsapp", 60}};
+  v.amount = "€1";
+  auto j = nlohmann::ordered_json::parse(twilio::encodeVerification(v, "http://h"));
+  std::vector<std::string> keys;
+  for (auto& [k, _] : j.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"sid", "service_sid", "account_sid", "to", "channel",
+                                            "status", "valid", "lookup", "amount", "payee",
+                                            "send_code_attempts", "date_created", "date_updated",
+                                            "sna", "url"}));
+  EXPECT_EQ(j["send_code_attempts"][1]["channel"], "whatsapp");
+  EXPECT_EQ(j["send_code_attempts"][0]["channel"], "SMS");
+  EXPECT_EQ(j["send_code_attempts"][1]["time"], "1970-01-01T00:01:00Z");
+  EXPECT_EQ(j["amount"], "€1");
+  EXPECT_TRUE(j["payee"].is_null());
+  EXPECT_EQ(j["url"], "http://h/v2/Services/VA1/Verifications/VE1");
+}
+
+}  // namespace
+}  // namespace verifyd

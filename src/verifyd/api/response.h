@@ -1,5 +1,6 @@
 #pragma once
 // The API's view of HTTP: plain values, no sockets, so handlers run in tests without a server.
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,5 +20,8 @@ struct ApiResponse {
   std::string body;  // JSON, or empty (204)
   std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// Delivers a response; called exactly once per request, from any thread.
+using Respond = std::function<void(ApiResponse)>;
 
 }  // namespace verifyd

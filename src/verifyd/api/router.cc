@@ -4,6 +4,8 @@
 #include <strings.h>
 
 #include <array>
+#include <future>
+#include <optional>
 #include <set>
 
 #include "verifyd/api/twilio/base64.h"
@@ -174,10 +176,30 @@ Router::Router(Accounts& accounts, ServiceRegistry& services, Verifier& verifier
       options_(std::move(options)) {}
 
 ApiResponse Router::handle(const ApiRequest& req) {
+  std::promise<ApiResponse> promise;
+  auto future = promise.get_future();
+  handle(req, [&promise](ApiResponse r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Router::handle(const ApiRequest& req, Respond respond) {
   std::string_view target = req.target;
   auto qpos = target.find('?');
   Call call{req, std::string(target.substr(0, qpos)), {}, {}, {}, {}, {}};
   try {
+    if (auto early = prepare(call)) return respond(std::move(*early));
+    route(call, respond);
+  } catch (const std::exception& e) {
+    spdlog::error("unhandled error on {} {}: {}", req.method, call.path, e.what());
+    respond(twilio::renderError(Error::internal(e.what()), call.resource));
+  }
+}
+
+std::optional<ApiResponse> Router::prepare(Call& call) {
+  const ApiRequest& req = call.req;
+  std::string_view target = req.target;
+  auto qpos = target.find('?');
+  {
     if (call.path == "/healthz") {
       if (req.method != "GET" && req.method != "HEAD") return methodNotAllowed("GET, HEAD");
       return ApiResponse{200, R"({"status":"ok"})", {}};
@@ -218,41 +240,39 @@ ApiResponse Router::handle(const ApiRequest& req) {
       if (!form) return twilio::renderError(form.error(), call.resource);
       call.form = std::move(*form);
     }
-    return route(call);
-  } catch (const std::exception& e) {
-    spdlog::error("unhandled error on {} {}: {}", req.method, call.path, e.what());
-    return twilio::renderError(Error::internal(e.what()), call.resource);
+    return std::nullopt;
   }
 }
 
-ApiResponse Router::route(Call& c) {
+void Router::route(Call& c, Respond& respond) {
   const auto& s = c.segments;
   const auto n = s.size();
-  auto notFound = [&] { return twilio::renderError(Error::notFound(), c.resource); };
+  auto notFound = [&] { return respond(twilio::renderError(Error::notFound(), c.resource)); };
   if (s[0] == "dev") {
     if (n == 3 && s[1] == "v1" && s[2] == "Messages" && options_.dev_outbox) {
-      if (c.req.method != "GET") return methodNotAllowed("GET");
-      return devMessages(c);
+      if (c.req.method != "GET") return respond(methodNotAllowed("GET"));
+      return respond(devMessages(c));
     }
     return notFound();
   }
   if (n < 2) return notFound();
   if (s[1] == "Services") {
-    if (n == 2) return services(c);
-    if (n == 3) return service(c, s[2]);
-    if (n == 4 && s[3] == "Verifications") return verifications(c, s[2]);
-    if (n == 5 && s[3] == "Verifications") return verification(c, s[2], s[4]);
-    if (n == 4 && s[3] == "VerificationCheck") return verificationCheck(c, s[2]);
+    if (n == 2) return respond(services(c));
+    if (n == 3) return respond(service(c, s[2]));
+    if (n == 4 && s[3] == "Verifications") return verifications(c, s[2], std::move(respond));
+    if (n == 5 && s[3] == "Verifications") return verification(c, s[2], s[4], std::move(respond));
+    if (n == 4 && s[3] == "VerificationCheck")
+      return verificationCheck(c, s[2], std::move(respond));
     if (n >= 4 && kLaterServiceResources.count(s[3]))
-      return twilio::renderError(
+      return respond(twilio::renderError(
           Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[3]),
-          c.resource);
+          c.resource));
     return notFound();
   }
   if (kLaterTopResources.count(s[1]))
-    return twilio::renderError(
+    return respond(twilio::renderError(
         Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[1]),
-        c.resource);
+        c.resource));
   return notFound();
 }
 
@@ -305,8 +325,20 @@ ApiResponse Router::service(Call& c, const std::string& sid) {
   return methodNotAllowed("GET, POST, DELETE");
 }
 
-ApiResponse Router::verifications(Call& c, const std::string& service_sid) {
-  if (c.req.method != "POST") return methodNotAllowed("POST");
+namespace {
+// Completes a verification request: encodes on the executor's thread, then responds.
+Done<Verification> reply(Respond respond, std::string resource, int status,
+                         std::function<std::string(const Verification&)> encode) {
+  return [respond = std::move(respond), resource = std::move(resource), status,
+          encode = std::move(encode)](Result<Verification> r) {
+    if (!r) return respond(twilio::renderError(r.error(), resource));
+    respond(ApiResponse{status, encode(*r), {}});
+  };
+}
+}  // namespace
+
+void Router::verifications(Call& c, const std::string& service_sid, Respond respond) {
+  if (c.req.method != "POST") return respond(methodNotAllowed("POST"));
   StartParams p;
   p.to = c.form.get("To").value_or("");
   p.channel = c.form.get("Channel").value_or("");
@@ -315,36 +347,42 @@ ApiResponse Router::verifications(Call& c, const std::string& service_sid) {
   if (p.custom_friendly_name && p.custom_friendly_name->empty()) p.custom_friendly_name.reset();
   p.amount = c.form.get("Amount");
   p.payee = c.form.get("Payee");
-  auto v = verifier_.start(c.account_sid, service_sid, p);
-  if (!v) return twilio::renderError(v.error(), c.resource);
-  return json(201, twilio::encodeVerification(*v, options_.public_url));
+  verifier_.startAsync(c.account_sid, service_sid, p,
+                       reply(std::move(respond), c.resource, 201,
+                             [base = options_.public_url](const Verification& v) {
+                               return twilio::encodeVerification(v, base);
+                             }));
 }
 
-ApiResponse Router::verification(Call& c, const std::string& service_sid, const std::string& key) {
+void Router::verification(Call& c, const std::string& service_sid, const std::string& key,
+                          Respond respond) {
   if (c.req.method == "GET") {
     auto v = verifier_.fetch(c.account_sid, service_sid, key);
-    if (!v) return twilio::renderError(v.error(), c.resource);
-    return json(200, twilio::encodeVerification(*v, options_.public_url));
+    if (!v) return respond(twilio::renderError(v.error(), c.resource));
+    return respond(ApiResponse{200, twilio::encodeVerification(*v, options_.public_url), {}});
   }
   if (c.req.method == "POST") {
-    auto v = verifier_.update(c.account_sid, service_sid, key, c.form.get("Status").value_or(""));
-    if (!v) return twilio::renderError(v.error(), c.resource);
-    return json(200, twilio::encodeVerification(*v, options_.public_url));
+    return verifier_.updateAsync(c.account_sid, service_sid, key, c.form.get("Status").value_or(""),
+                                 reply(std::move(respond), c.resource, 200,
+                                       [base = options_.public_url](const Verification& v) {
+                                         return twilio::encodeVerification(v, base);
+                                       }));
   }
-  return methodNotAllowed("GET, POST");
+  respond(methodNotAllowed("GET, POST"));
 }
 
-ApiResponse Router::verificationCheck(Call& c, const std::string& service_sid) {
-  if (c.req.method != "POST") return methodNotAllowed("POST");
+void Router::verificationCheck(Call& c, const std::string& service_sid, Respond respond) {
+  if (c.req.method != "POST") return respond(methodNotAllowed("POST"));
   CheckParams p;
   p.to = c.form.get("To");
   p.verification_sid = c.form.get("VerificationSid");
   p.code = c.form.get("Code");
   p.amount = c.form.get("Amount");
   p.payee = c.form.get("Payee");
-  auto v = verifier_.check(c.account_sid, service_sid, p);
-  if (!v) return twilio::renderError(v.error(), c.resource);
-  return json(200, twilio::encodeVerificationCheck(*v));
+  verifier_.checkAsync(c.account_sid, service_sid, p,
+                       reply(std::move(respond), c.resource, 200, [](const Verification& v) {
+                         return twilio::encodeVerificationCheck(v);
+                       }));
 }
 
 ApiResponse Router::devMessages(Call& c) {

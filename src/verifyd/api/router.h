@@ -1,5 +1,6 @@
 #pragma once
 // Decode -> core -> encode for every route. No sockets: http/ adapts Beast to this.
+#include <optional>
 #include <string>
 
 #include "verifyd/api/response.h"
@@ -18,17 +19,23 @@ class Router {
  public:
   Router(Accounts& accounts, ServiceRegistry& services, Verifier& verifier, OutboxStore& outbox,
          RouterOptions options);
-  // Thread-safe. Never throws: anything unexpected becomes a 500 envelope.
+  // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
+  // a verification complete later, on the Verifier's executor; the rest before returning.
+  void handle(const ApiRequest& request, Respond respond);
+  // Blocking form, for tests.
   ApiResponse handle(const ApiRequest& request);
 
  private:
   struct Call;
-  ApiResponse route(Call& call);
+  // Authenticates and decodes; a response when the request ends there.
+  std::optional<ApiResponse> prepare(Call& call);
+  void route(Call& call, Respond& respond);
   ApiResponse services(Call& call);
   ApiResponse service(Call& call, const std::string& sid);
-  ApiResponse verifications(Call& call, const std::string& service_sid);
-  ApiResponse verification(Call& call, const std::string& service_sid, const std::string& key);
-  ApiResponse verificationCheck(Call& call, const std::string& service_sid);
+  void verifications(Call& call, const std::string& service_sid, Respond respond);
+  void verification(Call& call, const std::string& service_sid, const std::string& key,
+                    Respond respond);
+  void verificationCheck(Call& call, const std::string& service_sid, Respond respond);
   ApiResponse devMessages(Call& call);
 
   Accounts& accounts_;

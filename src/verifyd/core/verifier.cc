@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <future>
+#include <memory>
 
 #include "verifyd/common/sid.h"
 #include "verifyd/core/code.h"
@@ -31,14 +33,45 @@ bool isCustomCode(std::string_view s) {
 }  // namespace
 
 Verifier::Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
-                   Random& random, VerifierOptions options, MessageSink sink)
+                   Random& random, VerifierOptions options, MessageSink sink, Executor executor)
     : store_(store),
       keyring_(keyring),
       phones_(phones),
       clock_(clock),
       random_(random),
       options_(options),
-      sink_(std::move(sink)) {}
+      sink_(std::move(sink)),
+      executor_(executor ? std::move(executor) : [](std::function<void()> fn) { fn(); }) {}
+
+namespace {
+template <class T>
+Result<T> await(const std::function<void(Done<T>)>& start) {
+  std::promise<Result<T>> promise;
+  auto future = promise.get_future();
+  start([&promise](Result<T> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+}  // namespace
+
+Result<Verification> Verifier::start(const std::string& account_sid, const std::string& service_sid,
+                                     const StartParams& params) {
+  return await<Verification>(
+      [&](Done<Verification> done) { startAsync(account_sid, service_sid, params, done); });
+}
+
+Result<Verification> Verifier::check(const std::string& account_sid, const std::string& service_sid,
+                                     const CheckParams& params) {
+  return await<Verification>(
+      [&](Done<Verification> done) { checkAsync(account_sid, service_sid, params, done); });
+}
+
+Result<Verification> Verifier::update(const std::string& account_sid,
+                                      const std::string& service_sid, const std::string& sid_or_to,
+                                      const std::string& new_status) {
+  return await<Verification>([&](Done<Verification> done) {
+    updateAsync(account_sid, service_sid, sid_or_to, new_status, done);
+  });
+}
 
 Result<Service> Verifier::service(const std::string& account_sid, const std::string& service_sid) {
   auto found = store_.getService(account_sid, service_sid);
@@ -55,30 +88,31 @@ VerificationKey Verifier::keyFor(const std::string& service_sid,
   return VerificationKey{service_sid, {}, sid_or_to};
 }
 
-Result<Verification> Verifier::start(const std::string& account_sid, const std::string& service_sid,
-                                     const StartParams& p) {
+void Verifier::startAsync(const std::string& account_sid, const std::string& service_sid,
+                          const StartParams& p, Done<Verification> done) {
+  auto error = [&](Error e) { done(fail(std::move(e))); };
   auto svc = service(account_sid, service_sid);
-  if (!svc) return fail(svc.error());
-  const ServiceSettings& settings = svc->settings;
+  if (!svc) return error(svc.error());
+  const ServiceSettings settings = svc->settings;
 
-  if (p.to.empty()) return fail(Error::missing("To"));
-  if (p.channel.empty()) return fail(Error::missing("Channel"));
+  if (p.to.empty()) return error(Error::missing("To"));
+  if (p.channel.empty()) return error(Error::missing("Channel"));
   if (std::find(kChannels.begin(), kChannels.end(), p.channel) == kChannels.end())
-    return fail(Error::invalid("Channel", "'" + p.channel +
-                                              "' is not supported; use sms, call, email or "
-                                              "whatsapp"));
+    return error(Error::invalid("Channel", "'" + p.channel +
+                                               "' is not supported; use sms, call, email or "
+                                               "whatsapp"));
   if (p.channel == "email") {
-    if (!isEmail(p.to)) return fail(Error::invalid("To", "not an e-mail address"));
+    if (!isEmail(p.to)) return error(Error::invalid("To", "not an e-mail address"));
   } else if (!phones_.isValidE164(p.to)) {
-    return fail(Error::invalid("To", "not a valid phone number in E.164 format"));
+    return error(Error::invalid("To", "not a valid phone number in E.164 format"));
   }
   if (p.custom_code) {
     if (!settings.custom_code_enabled)
-      return fail(Error::of(ErrorKind::kFeatureNotSupported,
-                            "Service does not support this feature: CustomCode needs "
-                            "custom_code_enabled on the service"));
+      return error(Error::of(ErrorKind::kFeatureNotSupported,
+                             "Service does not support this feature: CustomCode needs "
+                             "custom_code_enabled on the service"));
     if (!isCustomCode(*p.custom_code))
-      return fail(Error::invalid("CustomCode", "4 to 10 letters or digits"));
+      return error(Error::invalid("CustomCode", "4 to 10 letters or digits"));
   }
 
   const UnixTime now = clock_.now();
@@ -111,8 +145,12 @@ Result<Verification> Verifier::start(const std::string& account_sid, const std::
   const SendAttempt attempt{makeSid("VL", random_), p.channel, now};
   const std::string message_sid = options_.dev_outbox ? makeSid("MM", random_) : std::string();
 
-  std::optional<OutboxMessage> sent;
-  auto decide = [&](const std::optional<Verification>& pending) -> Result<StartWrite> {
+  // `decide` runs later on the store's writer: it owns copies of what it needs.
+  auto sent = std::make_shared<std::optional<OutboxMessage>>();
+  auto decide = [this, settings, friendly, fresh = std::move(fresh), fresh_code, attempt,
+                 message_sid, account_sid, service_sid, custom_code = p.custom_code,
+                 channel = p.channel, now,
+                 sent](const std::optional<Verification>& pending) -> Result<StartWrite> {
     StartWrite w;
     std::string resent_code;
     if (pending) {
@@ -121,8 +159,8 @@ Result<Verification> Verifier::start(const std::string& account_sid, const std::
       Verification& v = w.verification;
       if (static_cast<int>(v.send_attempts.size()) >= options_.max_send_attempts)
         return fail(Error::of(ErrorKind::kMaxSendAttempts, "Max send attempts reached"));
-      if (p.custom_code) {
-        resent_code = *p.custom_code;
+      if (custom_code) {
+        resent_code = *custom_code;
         v.code_seed.clear();
         v.code_hash = hashCode(keyring_, v.sid, resent_code);
       } else if (!v.code_seed.empty()) {
@@ -131,7 +169,7 @@ Result<Verification> Verifier::start(const std::string& account_sid, const std::
         // The first send carried a custom code, which verifyd cannot read back.
         return fail(Error::missing("CustomCode"));
       }
-      v.channel = p.channel;
+      v.channel = channel;
       v.date_updated = now;
     } else {
       w = fresh;
@@ -145,36 +183,42 @@ Result<Verification> Verifier::start(const std::string& account_sid, const std::
                         service_sid,
                         v.sid,
                         v.to,
-                        p.channel,
+                        channel,
                         renderMessage(settings, friendly, pending ? resent_code : fresh_code),
                         now};
     }
-    sent = w.message;
+    *sent = w.message;
     return w;
   };
-  auto result = store_.start(service_sid, p.to, now, decide);
-  if (result && sent && sink_) sink_(*sent);
-  return result;
+  store_.startAsync(service_sid, p.to, now, std::move(decide),
+                    [this, sent, done = std::move(done)](Result<Verification> r) {
+                      executor_([this, sent, done, r = std::move(r)]() mutable {
+                        if (r && *sent && sink_) sink_(**sent);
+                        done(std::move(r));
+                      });
+                    });
 }
 
-Result<Verification> Verifier::check(const std::string& account_sid, const std::string& service_sid,
-                                     const CheckParams& p) {
+void Verifier::checkAsync(const std::string& account_sid, const std::string& service_sid,
+                          const CheckParams& p, Done<Verification> done) {
+  auto error = [&](Error e) { done(fail(std::move(e))); };
   auto svc = service(account_sid, service_sid);
-  if (!svc) return fail(svc.error());
-  if (!p.code) return fail(Error::missing("Code"));
+  if (!svc) return error(svc.error());
+  if (!p.code) return error(Error::missing("Code"));
   if (p.code->size() < 4 || p.code->size() > 10)
-    return fail(Error::invalid("Code", "must be 4 to 10 characters"));
+    return error(Error::invalid("Code", "must be 4 to 10 characters"));
   VerificationKey key;
   if (p.verification_sid && !p.verification_sid->empty()) {
     key = VerificationKey{service_sid, *p.verification_sid, {}};
   } else if (p.to && !p.to->empty()) {
     key = VerificationKey{service_sid, {}, *p.to};
   } else {
-    return fail(Error::missing("To"));
+    return error(Error::missing("To"));
   }
 
   const UnixTime now = clock_.now();
-  return store_.mutate(key, [&](const Verification& current) -> Result<Verification> {
+  auto change = [this, account_sid, code = *p.code,
+                 now](const Verification& current) -> Result<Verification> {
     if (current.account_sid != account_sid || !live(current, now)) return fail(Error::notFound());
     if (current.status == status::kMaxAttempts)
       return fail(Error::of(ErrorKind::kMaxCheckAttempts, "Max check attempts reached"));
@@ -182,13 +226,14 @@ Result<Verification> Verifier::check(const std::string& account_sid, const std::
     Verification v = current;
     v.check_attempts += 1;
     v.date_updated = now;
-    if (keyring_.equal(hashCode(keyring_, v.sid, *p.code), v.code_hash)) {
+    if (keyring_.equal(hashCode(keyring_, v.sid, code), v.code_hash)) {
       v.status = status::kApproved;
     } else if (v.check_attempts >= options_.max_check_attempts) {
       v.status = status::kMaxAttempts;
     }
     return v;
-  });
+  };
+  store_.mutateAsync(std::move(key), std::move(change), completeOn(std::move(done)));
 }
 
 Result<Verification> Verifier::fetch(const std::string& account_sid, const std::string& service_sid,
@@ -203,25 +248,34 @@ Result<Verification> Verifier::fetch(const std::string& account_sid, const std::
   return std::move(**found);
 }
 
-Result<Verification> Verifier::update(const std::string& account_sid,
-                                      const std::string& service_sid, const std::string& sid_or_to,
-                                      const std::string& new_status) {
+void Verifier::updateAsync(const std::string& account_sid, const std::string& service_sid,
+                           const std::string& sid_or_to, const std::string& new_status,
+                           Done<Verification> done) {
+  auto error = [&](Error e) { done(fail(std::move(e))); };
   auto svc = service(account_sid, service_sid);
-  if (!svc) return fail(svc.error());
-  if (new_status.empty()) return fail(Error::missing("Status"));
+  if (!svc) return error(svc.error());
+  if (new_status.empty()) return error(Error::missing("Status"));
   if (new_status != status::kCanceled && new_status != status::kApproved)
-    return fail(Error::invalid("Status", "must be canceled or approved"));
+    return error(Error::invalid("Status", "must be canceled or approved"));
   const UnixTime now = clock_.now();
-  return store_.mutate(keyFor(service_sid, sid_or_to),
-                       [&](const Verification& current) -> Result<Verification> {
-                         if (current.account_sid != account_sid ||
-                             current.status != status::kPending || !live(current, now))
-                           return fail(Error::notFound());
-                         Verification v = current;
-                         v.status = new_status;
-                         v.date_updated = now;
-                         return v;
-                       });
+  auto change = [this, account_sid, new_status,
+                 now](const Verification& current) -> Result<Verification> {
+    if (current.account_sid != account_sid || current.status != status::kPending ||
+        !live(current, now))
+      return fail(Error::notFound());
+    Verification v = current;
+    v.status = new_status;
+    v.date_updated = now;
+    return v;
+  };
+  store_.mutateAsync(keyFor(service_sid, sid_or_to), std::move(change),
+                     completeOn(std::move(done)));
+}
+
+Done<Verification> Verifier::completeOn(Done<Verification> done) {
+  return [this, done = std::move(done)](Result<Verification> r) {
+    executor_([done, r = std::move(r)]() mutable { done(std::move(r)); });
+  };
 }
 
 }  // namespace verifyd

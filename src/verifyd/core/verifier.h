@@ -40,27 +40,41 @@ struct CheckParams {
 
 // Called after a message is stored, to log or hand it on. Never called with a lock held.
 using MessageSink = std::function<void(const OutboxMessage&)>;
+// Where completions run. The store completes writes on its own thread; the executor moves the
+// rest of the work (logging, encoding the reply) off it. The default runs inline.
+using Executor = std::function<void(std::function<void()>)>;
+template <class T>
+using Done = std::function<void(Result<T>)>;
 
 class Verifier {
  public:
   Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
-           Random& random, VerifierOptions options, MessageSink sink = {});
+           Random& random, VerifierOptions options, MessageSink sink = {}, Executor executor = {});
 
   // Starts a verification, or resends the pending one for the same service and `To` (same
   // SID, same code, one more send attempt). Errors: kNotFound (service), kInvalidArgument /
   // kMissingArgument (To, Channel, CustomCode), kFeatureNotSupported (custom code not enabled),
   // kMaxSendAttempts.
-  Result<Verification> start(const std::string& account_sid, const std::string& service_sid,
-                             const StartParams& params);
+  void startAsync(const std::string& account_sid, const std::string& service_sid,
+                  const StartParams& params, Done<Verification> done);
   // Checks a code. A wrong code leaves the verification pending; the last allowed wrong code
   // ends it as max_attempts_reached. Errors: kNotFound (unknown, ended or expired),
   // kMaxCheckAttempts (ended by failed checks and not yet expired), kInvalidArgument.
-  Result<Verification> check(const std::string& account_sid, const std::string& service_sid,
-                             const CheckParams& params);
+  void checkAsync(const std::string& account_sid, const std::string& service_sid,
+                  const CheckParams& params, Done<Verification> done);
   // A pending verification by SID or by `To`; kNotFound once it has ended or expired.
   Result<Verification> fetch(const std::string& account_sid, const std::string& service_sid,
                              const std::string& sid_or_to);
   // Sets status `canceled` or `approved` on a pending verification.
+  void updateAsync(const std::string& account_sid, const std::string& service_sid,
+                   const std::string& sid_or_to, const std::string& new_status,
+                   Done<Verification> done);
+
+  // Blocking forms, for tools and tests.
+  Result<Verification> start(const std::string& account_sid, const std::string& service_sid,
+                             const StartParams& params);
+  Result<Verification> check(const std::string& account_sid, const std::string& service_sid,
+                             const CheckParams& params);
   Result<Verification> update(const std::string& account_sid, const std::string& service_sid,
                               const std::string& sid_or_to, const std::string& new_status);
 
@@ -68,6 +82,8 @@ class Verifier {
   Result<Service> service(const std::string& account_sid, const std::string& service_sid);
   VerificationKey keyFor(const std::string& service_sid, const std::string& sid_or_to) const;
   bool live(const Verification& v, UnixTime now) const;
+  // Wraps a completion so that it runs on the executor, off the store's thread.
+  Done<Verification> completeOn(Done<Verification> done);
 
   Store& store_;
   const Keyring& keyring_;
@@ -76,6 +92,7 @@ class Verifier {
   Random& random_;
   VerifierOptions options_;
   MessageSink sink_;
+  Executor executor_;
 };
 
 }  // namespace verifyd

@@ -99,15 +99,24 @@ class Session : public std::enable_shared_from_this<Session> {
     api.content_type = std::string(req[http::field::content_type]);
     api.authorization = std::string(req[http::field::authorization]);
     api.body = std::move(req.body());
-    ApiResponse out;
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    const bool head = req.method() == http::verb::head;
+    // The response may come from another thread (a store completion): hop back onto this
+    // connection's strand before touching the stream.
+    Respond respond = [self = shared_from_this(), version, keep_alive, head](ApiResponse out) {
+      asio::post(self->stream_.get_executor(),
+                 [self, out = std::move(out), version, keep_alive, head]() mutable {
+                   if (head) out.body.clear();
+                   self->reply(std::move(out), version, keep_alive);
+                 });
+    };
     try {
-      out = handler_(api);
+      handler_(api, std::move(respond));
     } catch (const std::exception& e) {
       spdlog::error("handler failed: {}", e.what());
-      out = twilio::renderError(Error::internal(e.what()), "");
+      reply(twilio::renderError(Error::internal(e.what()), ""), version, false);
     }
-    if (req.method() == http::verb::head) out.body.clear();
-    reply(std::move(out), req.version(), req.keep_alive());
   }
 
   void reply(ApiResponse api, unsigned version, bool keep_alive) {
@@ -186,6 +195,8 @@ void HttpServer::run() {
   int n = std::max(1, impl_->options.threads);
   for (int i = 0; i < n; ++i) impl_->threads.emplace_back([this] { impl_->ioc.run(); });
 }
+
+void HttpServer::post(std::function<void()> fn) { asio::post(impl_->ioc, std::move(fn)); }
 
 void HttpServer::stop() {
   if (!impl_ || impl_->stopped) return;

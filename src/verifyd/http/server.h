@@ -14,13 +14,14 @@ namespace verifyd {
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;  // 0 = any free port
-  int threads = 16;           // handlers may block on a commit: threads bound concurrency
+  int threads = 2;            // I/O threads; writes complete asynchronously, so one per core
   std::size_t body_limit = 64 * 1024;
   std::size_t header_limit = 16 * 1024;
   int idle_timeout_seconds = 60;
 };
 
-using Handler = std::function<ApiResponse(const ApiRequest&)>;
+// Handles one request; calls the Respond it is given exactly once, from any thread.
+using Handler = std::function<void(const ApiRequest&, Respond)>;
 
 class HttpServer {
  public:
@@ -32,6 +33,8 @@ class HttpServer {
   void run();
   // Stops accepting, closes connections and joins the threads. Idempotent.
   void stop();
+  // Runs `fn` on one of the server's I/O threads.
+  void post(std::function<void()> fn);
 
  private:
   struct Impl;

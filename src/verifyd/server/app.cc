@@ -136,25 +136,30 @@ int serve(const ServeConfig& cfg) {
   VerifierOptions vopts;
   vopts.code_ttl_seconds = cfg.code_ttl;
   vopts.dev_outbox = cfg.dev_outbox;
-  Verifier verifier(*rt.store, *rt.keyring, phones, rt.clock, rt.random, vopts,
-                    [dev = cfg.dev_outbox](const OutboxMessage& m) {
-                      if (dev)
-                        spdlog::info("dev outbox {} {} to {}: {}", m.sid, m.channel, m.to, m.body);
-                      else
-                        spdlog::info("message {} {} to {} (no provider configured, not sent)",
-                                     m.sid, m.channel, m.to);
-                    });
-  auto boot = bootstrap(rt, accounts, services);
-  if (!boot) return startupError("bootstrap failed: " + boot.error().message);
-
-  RouterOptions ropts;
-  ropts.dev_outbox = cfg.dev_outbox;
   HttpServerOptions hopts;
   hopts.host = host;
   hopts.port = port;
   hopts.threads = cfg.threads;
   std::unique_ptr<Router> router;
-  HttpServer server(hopts, [&router](const ApiRequest& r) { return router->handle(r); });
+  HttpServer server(hopts, [&router](const ApiRequest& r, Respond respond) {
+    router->handle(r, std::move(respond));
+  });
+  Verifier verifier(
+      *rt.store, *rt.keyring, phones, rt.clock, rt.random, vopts,
+      [dev = cfg.dev_outbox](const OutboxMessage& m) {
+        if (dev)
+          spdlog::info("dev outbox {} {} to {}: {}", m.sid, m.channel, m.to, m.body);
+        else
+          spdlog::info("message {} {} to {} (no provider configured, not sent)", m.sid, m.channel,
+                       m.to);
+      },
+      // Store completions continue on the I/O threads, never on its writer.
+      [&server](std::function<void()> fn) { server.post(std::move(fn)); });
+  auto boot = bootstrap(rt, accounts, services);
+  if (!boot) return startupError("bootstrap failed: " + boot.error().message);
+
+  RouterOptions ropts;
+  ropts.dev_outbox = cfg.dev_outbox;
   // Bind first: with port 0 the default public URL names the port the kernel chose.
   auto bound = server.listen();
   if (!bound) return startupError(bound.error().message);
@@ -177,6 +182,8 @@ int serve(const ServeConfig& cfg) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: stopping", sig);
   server.stop();
+  // Drain the store's writer while the server object (its completions' executor) still exists.
+  rt.store.reset();
   return 0;
 }
 

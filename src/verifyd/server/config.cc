@@ -48,7 +48,8 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
          "Keep every message in the dev outbox (GET /dev/v1/Messages): on or off")
         ->envname("VERIFYD_DEV_OUTBOX")
         ->check(CLI::IsMember({"on", "off", "true", "false", "1", "0"}));
-    a->add_option("--threads", s.threads, "HTTP worker threads")
+    a->add_option("--threads", s.threads,
+                  "HTTP I/O threads (writes complete asynchronously; one per core is enough)")
         ->envname("VERIFYD_THREADS")
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();

@@ -12,7 +12,7 @@ struct ServeConfig {
   int code_ttl = 600;
   std::string log_level = "info";
   bool dev_outbox = true;
-  int threads = 16;
+  int threads = 2;
 };
 
 enum class Command { kServe, kAccountsCreate, kKeysCreate };

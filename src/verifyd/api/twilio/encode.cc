@@ -1,5 +1,6 @@
 #include "verifyd/api/twilio/encode.h"
 
+#include "verifyd/api/twilio/json_writer.h"
 #include "verifyd/common/time_format.h"
 
 namespace verifyd::twilio {
@@ -66,46 +67,52 @@ ojson encodeService(const Service& s, const std::string& base) {
   return j;
 }
 
-ojson encodeVerification(const Verification& v, const std::string& base) {
-  ojson j;
-  j["sid"] = v.sid;
-  j["service_sid"] = v.service_sid;
-  j["account_sid"] = v.account_sid;
-  j["to"] = v.to;
-  j["channel"] = v.channel;
-  j["status"] = v.status;
-  j["valid"] = v.status == status::kApproved;
-  j["lookup"] = ojson::object();
-  j["amount"] = orNull(v.amount);
-  j["payee"] = orNull(v.payee);
-  ojson attempts = ojson::array();
+std::string encodeVerification(const Verification& v, const std::string& base) {
+  JsonWriter w;
+  w.begin()
+      .field("sid", v.sid)
+      .field("service_sid", v.service_sid)
+      .field("account_sid", v.account_sid)
+      .field("to", v.to)
+      .field("channel", v.channel)
+      .field("status", v.status)
+      .field("valid", v.status == status::kApproved)
+      .raw("lookup", "{}")
+      .field("amount", v.amount)
+      .field("payee", v.payee)
+      .beginArray("send_code_attempts");
   for (const auto& a : v.send_attempts)
-    attempts.push_back(ojson{{"time", formatIso8601(a.time)},
-                             {"channel", attemptChannel(a.channel)},
-                             {"attempt_sid", a.attempt_sid}});
-  j["send_code_attempts"] = std::move(attempts);
-  j["date_created"] = formatIso8601(v.date_created);
-  j["date_updated"] = formatIso8601(v.date_updated);
-  j["sna"] = nullptr;
-  j["url"] = base + "/v2/Services/" + v.service_sid + "/Verifications/" + v.sid;
-  return j;
+    w.beginObject()
+        .field("time", formatIso8601(a.time))
+        .field("channel", attemptChannel(a.channel))
+        .field("attempt_sid", a.attempt_sid)
+        .end();
+  w.endArray()
+      .field("date_created", formatIso8601(v.date_created))
+      .field("date_updated", formatIso8601(v.date_updated))
+      .null("sna")
+      .field("url", base + "/v2/Services/" + v.service_sid + "/Verifications/" + v.sid)
+      .end();
+  return w.take();
 }
 
-ojson encodeVerificationCheck(const Verification& v) {
-  ojson j;
-  j["sid"] = v.sid;
-  j["service_sid"] = v.service_sid;
-  j["account_sid"] = v.account_sid;
-  j["to"] = v.to;
-  j["channel"] = v.channel;
-  j["status"] = v.status;
-  j["valid"] = v.status == status::kApproved;
-  j["amount"] = orNull(v.amount);
-  j["payee"] = orNull(v.payee);
-  j["sna_attempts_error_codes"] = ojson::array();
-  j["date_created"] = formatIso8601(v.date_created);
-  j["date_updated"] = formatIso8601(v.date_updated);
-  return j;
+std::string encodeVerificationCheck(const Verification& v) {
+  JsonWriter w;
+  w.begin()
+      .field("sid", v.sid)
+      .field("service_sid", v.service_sid)
+      .field("account_sid", v.account_sid)
+      .field("to", v.to)
+      .field("channel", v.channel)
+      .field("status", v.status)
+      .field("valid", v.status == status::kApproved)
+      .field("amount", v.amount)
+      .field("payee", v.payee)
+      .raw("sna_attempts_error_codes", "[]")
+      .field("date_created", formatIso8601(v.date_created))
+      .field("date_updated", formatIso8601(v.date_updated))
+      .end();
+  return w.take();
 }
 
 ojson encodeOutboxMessage(const OutboxMessage& m) {

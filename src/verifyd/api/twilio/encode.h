@@ -11,8 +11,9 @@ using ojson = nlohmann::ordered_json;
 
 // `base` is the public URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
 ojson encodeService(const Service& s, const std::string& base);
-ojson encodeVerification(const Verification& v, const std::string& base);
-ojson encodeVerificationCheck(const Verification& v);
+// The hot responses, written directly as JSON text (see json_writer.h).
+std::string encodeVerification(const Verification& v, const std::string& base);
+std::string encodeVerificationCheck(const Verification& v);
 ojson encodeOutboxMessage(const OutboxMessage& m);
 
 }  // namespace verifyd::twilio

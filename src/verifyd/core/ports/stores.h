@@ -7,9 +7,10 @@
 //   the implementation holds the row exclusively (single writer in SQLite, SELECT … FOR UPDATE
 //   in PostgreSQL), and its result is written in the same transaction. Callbacks must be pure:
 //   they may run again if the implementation retries a transaction.
-// - A write returns only once it is durable (committed and fsync'd).
+// - A write returns (or completes) only once it is durable (committed and fsync'd).
 // - Failures of the storage itself return ErrorKind::kUnavailable.
 #include <functional>
+#include <future>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,22 +80,35 @@ struct StartWrite {
   std::optional<OutboxMessage> message;
 };
 
+// Completion of an asynchronous store operation. Runs on a thread of the store's (for SQLite,
+// its writer thread) after the write is durable: keep it short, and hand real work elsewhere.
+template <class T>
+using Completion = std::function<void(Result<T>)>;
+
 class VerificationStore {
  public:
   virtual ~VerificationStore() = default;
   // Atomically: finds the pending verification for (service, to) that has not expired at `now`
   // (or nullopt), calls `decide`, and writes what it returns (the verification and, when
-  // present, the outbox message) in one transaction.
-  virtual Result<Verification> start(
-      std::string_view service_sid, std::string_view to, UnixTime now,
-      const std::function<Result<StartWrite>(const std::optional<Verification>&)>& decide) = 0;
+  // present, the outbox message) in one transaction. `decide` must own what it uses.
+  virtual void startAsync(
+      std::string service_sid, std::string to, UnixTime now,
+      std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
+      Completion<Verification> done) = 0;
   // The verification with the key (latest for service and `to`), whatever its status.
   virtual Result<std::optional<Verification>> getVerification(const VerificationKey& key) = 0;
   // Atomically: loads the verification as `getVerification` does (kNotFound when absent),
   // calls `change`, and stores its status, check_attempts and date_updated.
-  virtual Result<Verification> mutate(
-      const VerificationKey& key,
-      const std::function<Result<Verification>(const Verification&)>& change) = 0;
+  virtual void mutateAsync(VerificationKey key,
+                           std::function<Result<Verification>(const Verification&)> change,
+                           Completion<Verification> done) = 0;
+
+  // Blocking forms of the above, for tools and tests.
+  Result<Verification> start(
+      std::string_view service_sid, std::string_view to, UnixTime now,
+      std::function<Result<StartWrite>(const std::optional<Verification>&)> decide);
+  Result<Verification> mutate(const VerificationKey& key,
+                              std::function<Result<Verification>(const Verification&)> change);
 };
 
 class OutboxStore {
@@ -105,6 +119,25 @@ class OutboxStore {
                                                    std::string_view to, PageCursor cursor,
                                                    int page_size) = 0;
 };
+
+inline Result<Verification> VerificationStore::start(
+    std::string_view service_sid, std::string_view to, UnixTime now,
+    std::function<Result<StartWrite>(const std::optional<Verification>&)> decide) {
+  std::promise<Result<Verification>> promise;
+  auto future = promise.get_future();
+  startAsync(std::string(service_sid), std::string(to), now, std::move(decide),
+             [&promise](Result<Verification> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
+
+inline Result<Verification> VerificationStore::mutate(
+    const VerificationKey& key, std::function<Result<Verification>(const Verification&)> change) {
+  std::promise<Result<Verification>> promise;
+  auto future = promise.get_future();
+  mutateAsync(key, std::move(change),
+              [&promise](Result<Verification> r) { promise.set_value(std::move(r)); });
+  return future.get();
+}
 
 // Everything the core needs from storage, implemented together by each backend.
 class Store : public AccountStore,

@@ -80,20 +80,28 @@ Result<std::unique_ptr<Db>> Db::open(const std::string& path, bool durable) {
 
 Db::~Db() {
   for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  for (auto& [sql, stmt] : by_address_) sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);
+}
+
+sqlite3_stmt* Db::prepare(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    std::fprintf(stderr, "verifyd: bad SQL (%s): %s\n", sqlite3_errmsg(db_), sql);
+    std::abort();
+  }
+  return stmt;
+}
+
+Query Db::query(const char* sql) {
+  auto it = by_address_.find(sql);
+  if (it == by_address_.end()) it = by_address_.emplace(sql, prepare(sql)).first;
+  return Query(*this, it->second);
 }
 
 Query Db::query(const std::string& sql) {
   auto it = cache_.find(sql);
-  if (it == cache_.end()) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
-        SQLITE_OK) {
-      std::fprintf(stderr, "verifyd: bad SQL (%s): %s\n", sqlite3_errmsg(db_), sql.c_str());
-      std::abort();
-    }
-    it = cache_.emplace(sql, stmt).first;
-  }
+  if (it == cache_.end()) it = cache_.emplace(sql, prepare(sql.c_str())).first;
   return Query(*this, it->second);
 }
 

@@ -50,7 +50,11 @@ class Db {
  public:
   static Result<std::unique_ptr<Db>> open(const std::string& path, bool durable);
   ~Db();
-  Query query(const std::string& sql);  // aborts on SQL that does not compile: a code bug
+  // A cached prepared statement; aborts on SQL that does not compile (a code bug). The
+  // `const char*` form keys the cache by address: pass string literals or strings that live
+  // for the program's lifetime. The `std::string` form is for SQL built at run time.
+  Query query(const char* sql);
+  Query query(const std::string& sql);
   Status exec(const char* sql);
   sqlite3* raw() { return db_; }
   std::int64_t changes() { return sqlite3_changes64(db_); }
@@ -59,6 +63,8 @@ class Db {
  private:
   explicit Db(sqlite3* db) : db_(db) {}
   sqlite3* db_;
+  sqlite3_stmt* prepare(const char* sql);
+  std::unordered_map<const char*, sqlite3_stmt*> by_address_;
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 

@@ -141,6 +141,23 @@ constexpr const char* kVerificationCols =
     "sid, service_sid, account_sid, to_, channel, status, code_hash, code_seed, code_length, "
     "check_attempts, amount, payee, send_attempts, date_created, date_updated, expires_at";
 
+// Built once: the statement cache keys these by address.
+const std::string kSelectVerificationBySid =
+    std::string("SELECT ") + kVerificationCols +
+    " FROM verifications WHERE sid = ?1 AND service_sid = ?2";
+const std::string kSelectLatestVerificationByTo =
+    std::string("SELECT ") + kVerificationCols +
+    " FROM verifications WHERE service_sid = ?1 AND to_ = ?2 ORDER BY seq DESC LIMIT 1";
+const std::string kSelectPendingVerification =
+    std::string("SELECT ") + kVerificationCols +
+    " FROM verifications WHERE service_sid = ?1 AND to_ = ?2 AND status = 'pending' AND "
+    "expires_at > ?3 ORDER BY seq DESC LIMIT 1";
+const std::string kInsertVerification =
+    std::string("INSERT INTO verifications(") + kVerificationCols +
+    ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+const std::string kSelectService =
+    std::string("SELECT ") + kServiceCols + " FROM services WHERE sid = ?1 AND account_sid = ?2";
+
 Verification readVerification(const Query& q) {
   Verification v;
   v.sid = q.text(0);
@@ -209,13 +226,6 @@ Result<Page<T>> pageQuery(Db& db, const std::string& cols, const std::string& ta
 
 }  // namespace
 
-struct SqliteStore::Job {
-  const WriteFn* fn;
-  Status result;
-  // Each caller sleeps on its own semaphore: waking only the writes that finished, not all.
-  std::binary_semaphore done{0};
-};
-
 class SqliteStore::ReaderLease {
  public:
   explicit ReaderLease(SqliteStore& s) : s_(s) {
@@ -271,7 +281,23 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
 
 SqliteStore::SqliteStore(std::string path, bool durable, std::unique_ptr<Db> writer)
     : path_(std::move(path)), durable_(durable), writer_db_(std::move(writer)) {
+  // Checkpoints run on their own thread and connection, so that copying the WAL into the
+  // database (and its fsync) never lengthens a commit that requests are waiting for.
+  (void)writer_db_->exec("PRAGMA wal_autocheckpoint=0");
+  sqlite3_wal_hook(
+      writer_db_->raw(),
+      [](void* self, sqlite3*, const char*, int pages) {
+        auto* store = static_cast<SqliteStore*>(self);
+        if (pages >= kCheckpointPages) {
+          std::lock_guard lock(store->checkpoint_mu_);
+          store->checkpoint_wanted_ = true;
+          store->checkpoint_cv_.notify_one();
+        }
+        return SQLITE_OK;
+      },
+      this);
   writer_ = std::thread([this] { writerLoop(); });
+  checkpointer_ = std::thread([this] { checkpointLoop(); });
 }
 
 SqliteStore::~SqliteStore() {
@@ -281,6 +307,29 @@ SqliteStore::~SqliteStore() {
   }
   work_cv_.notify_all();
   writer_.join();
+  {
+    std::lock_guard lock(checkpoint_mu_);
+    checkpoint_stopping_ = true;
+  }
+  checkpoint_cv_.notify_one();
+  checkpointer_.join();
+}
+
+void SqliteStore::checkpointLoop() {
+  auto db = Db::open(path_, durable_);
+  if (!db) return;
+  for (;;) {
+    {
+      std::unique_lock lock(checkpoint_mu_);
+      checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || checkpoint_stopping_; });
+      if (checkpoint_stopping_) break;
+      checkpoint_wanted_ = false;
+    }
+    // PASSIVE never blocks the writer or readers; what it cannot copy now waits for the next.
+    sqlite3_wal_checkpoint_v2((*db)->raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  // A last full checkpoint so that a clean stop leaves a small WAL.
+  sqlite3_wal_checkpoint_v2((*db)->raw(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
 }
 
 std::uint64_t SqliteStore::commits() const {
@@ -292,49 +341,69 @@ std::uint64_t SqliteStore::writes() const {
   return writes_;
 }
 
-Status SqliteStore::write(const WriteFn& fn) {
-  Job job{&fn, {}};
+Status SqliteStore::write(WriteFn fn) {
+  std::binary_semaphore finished{0};
+  Status result;
+  writeAsync(std::move(fn), [&](Status st) {
+    result = std::move(st);
+    finished.release();
+  });
+  finished.acquire();
+  return result;
+}
+
+void SqliteStore::writeAsync(WriteFn fn, std::function<void(Status)> done) {
+  auto job = std::make_unique<Job>(Job{std::move(fn), std::move(done)});
   {
     std::lock_guard lock(mu_);
-    if (stopping_) return fail(Error::unavailable("store is shutting down"));
-    queue_.push_back(&job);
+    if (!stopping_) {
+      queue_.push_back(std::move(job));
+    }
   }
+  if (job) return job->done(fail(Error::unavailable("store is shutting down")));
   work_cv_.notify_one();
-  job.done.acquire();
-  return job.result;
 }
 
 void SqliteStore::writerLoop() {
   constexpr std::size_t kMaxBatch = 256;
   Db& db = *writer_db_;
+  std::vector<std::unique_ptr<Job>> batch;
+  std::vector<Status> results;
   for (;;) {
-    std::vector<Job*> batch;
+    batch.clear();
+    results.clear();
     {
       std::unique_lock lock(mu_);
       work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and nothing left to write
       while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(queue_.front());
+        batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
     // Cached statements: compiling these four per write cost more than the writes themselves.
     Status txn = db.query("BEGIN IMMEDIATE").run();
-    if (txn) {
-      for (Job* job : batch) {
-        // A savepoint per write: a write that fails is undone alone.
-        if (auto st = db.query("SAVEPOINT w").run(); !st) {
-          job->result = st;
-          continue;
-        }
-        try {
-          job->result = (*job->fn)(db);
-        } catch (const std::exception& e) {
-          job->result = fail(Error::internal(e.what()));
-        }
-        if (!job->result) (void)db.query("ROLLBACK TO w").run();
-        (void)db.query("RELEASE w").run();
+    for (auto& job : batch) {
+      if (!txn) {
+        results.push_back(txn);
+        continue;
       }
+      // A savepoint per write: a write that fails is undone alone.
+      if (auto st = db.query("SAVEPOINT w").run(); !st) {
+        results.push_back(st);
+        continue;
+      }
+      Status r;
+      try {
+        r = job->fn(db);
+      } catch (const std::exception& e) {
+        r = fail(Error::internal(e.what()));
+      }
+      if (!r) (void)db.query("ROLLBACK TO w").run();
+      (void)db.query("RELEASE w").run();
+      results.push_back(std::move(r));
+    }
+    if (txn) {
       txn = db.query("COMMIT").run();
       if (!txn) (void)db.exec("ROLLBACK");
     }
@@ -343,10 +412,10 @@ void SqliteStore::writerLoop() {
       ++commits_;
       writes_ += batch.size();
     }
-    for (Job* job : batch) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
       // Nothing of a failed transaction was stored: every write in it fails.
-      if (!txn && job->result) job->result = fail(txn.error());
-      job->done.release();
+      if (!txn && results[i]) results[i] = fail(txn.error());
+      batch[i]->done(std::move(results[i]));
     }
   }
 }
@@ -467,8 +536,7 @@ Status SqliteStore::createService(const Service& s) {
 namespace {
 Result<std::optional<Service>> selectService(Db& db, std::string_view account_sid,
                                              std::string_view sid) {
-  Query q = db.query(std::string("SELECT ") + kServiceCols +
-                     " FROM services WHERE sid = ?1 AND account_sid = ?2");
+  Query q = db.query(kSelectService.c_str());
   q.bind(1, sid).bind(2, account_sid);
   auto row = q.step();
   if (!row) return fail(row.error());
@@ -547,7 +615,6 @@ Status SqliteStore::deleteService(std::string_view account_sid, std::string_view
 namespace {
 
 Result<std::optional<Verification>> selectVerification(Db& db, const VerificationKey& key) {
-  const std::string cols = kVerificationCols;
   auto fetchOne = [](Query& q) -> Result<std::optional<Verification>> {
     auto row = q.step();
     if (!row) return fail(row.error());
@@ -555,14 +622,11 @@ Result<std::optional<Verification>> selectVerification(Db& db, const Verificatio
     return readVerification(q);
   };
   if (!key.sid.empty()) {
-    Query q =
-        db.query("SELECT " + cols + " FROM verifications WHERE sid = ?1 AND service_sid = ?2");
+    Query q = db.query(kSelectVerificationBySid.c_str());
     q.bind(1, key.sid).bind(2, key.service_sid);
     return fetchOne(q);
   }
-  Query q = db.query("SELECT " + cols +
-                     " FROM verifications WHERE service_sid = ?1 AND to_ = ?2 "
-                     "ORDER BY seq DESC LIMIT 1");
+  Query q = db.query(kSelectLatestVerificationByTo.c_str());
   q.bind(1, key.service_sid).bind(2, key.to);
   return fetchOne(q);
 }
@@ -585,16 +649,16 @@ Status insertMessage(Db& db, const OutboxMessage& m) {
 
 }  // namespace
 
-Result<Verification> SqliteStore::start(
-    std::string_view service_sid, std::string_view to, UnixTime now,
-    const std::function<Result<StartWrite>(const std::optional<Verification>&)>& decide) {
-  Verification out;
-  Status st = write([&](Db& db) -> Status {
+void SqliteStore::startAsync(
+    std::string service_sid, std::string to, UnixTime now,
+    std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
+    Completion<Verification> done) {
+  auto out = std::make_shared<Verification>();
+  auto fn = [service_sid = std::move(service_sid), to = std::move(to), now,
+             decide = std::move(decide), out](Db& db) -> Status {
     std::optional<Verification> pending;
     {
-      Query q = db.query(std::string("SELECT ") + kVerificationCols +
-                         " FROM verifications WHERE service_sid = ?1 AND to_ = ?2 AND "
-                         "status = 'pending' AND expires_at > ?3 ORDER BY seq DESC LIMIT 1");
+      Query q = db.query(kSelectPendingVerification.c_str());
       q.bind(1, service_sid).bind(2, to).bind(3, static_cast<std::int64_t>(now));
       auto row = q.step();
       if (!row) return fail(row.error());
@@ -604,9 +668,7 @@ Result<Verification> SqliteStore::start(
     if (!w) return fail(w.error());
     const Verification& v = w->verification;
     if (w->is_new) {
-      auto ins = db.query(std::string("INSERT INTO verifications(") + kVerificationCols +
-                          ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                          "?15, ?16)");
+      auto ins = db.query(kInsertVerification.c_str());
       ins.bind(1, v.sid).bind(2, v.service_sid).bind(3, v.account_sid).bind(4, v.to);
       ins.bind(5, v.channel).bind(6, v.status).blob(7, v.code_hash).blob(8, v.code_seed);
       ins.bind(9, v.code_length).bind(10, v.check_attempts).bind(11, v.amount).bind(12, v.payee);
@@ -626,40 +688,44 @@ Result<Verification> SqliteStore::start(
     }
     if (w->message)
       if (auto s = insertMessage(db, *w->message); !s) return s;
-    out = v;
+    *out = v;
     return {};
+  };
+  writeAsync(std::move(fn), [out, done = std::move(done)](Status st) {
+    if (!st) return done(fail(st.error()));
+    done(std::move(*out));
   });
-  if (!st) return fail(st.error());
-  return out;
 }
 
 Result<std::optional<Verification>> SqliteStore::getVerification(const VerificationKey& key) {
   return read<std::optional<Verification>>([&](Db& db) { return selectVerification(db, key); });
 }
 
-Result<Verification> SqliteStore::mutate(
-    const VerificationKey& key,
-    const std::function<Result<Verification>(const Verification&)>& change) {
-  Verification out;
-  Status st = write([&](Db& db) -> Status {
+void SqliteStore::mutateAsync(VerificationKey key,
+                              std::function<Result<Verification>(const Verification&)> change,
+                              Completion<Verification> done) {
+  auto out = std::make_shared<Verification>();
+  auto fn = [key = std::move(key), change = std::move(change), out](Db& db) -> Status {
     auto found = selectVerification(db, key);
     if (!found) return fail(found.error());
     if (!*found) return fail(Error::notFound());
     auto changed = change(**found);
     if (!changed) return fail(changed.error());
-    out = std::move(*changed);
+    *out = std::move(*changed);
     return db
         .query(
             "UPDATE verifications SET status = ?1, check_attempts = ?2, date_updated = ?3 "
             "WHERE sid = ?4")
-        .bind(1, out.status)
-        .bind(2, out.check_attempts)
-        .bind(3, static_cast<std::int64_t>(out.date_updated))
-        .bind(4, out.sid)
+        .bind(1, out->status)
+        .bind(2, out->check_attempts)
+        .bind(3, static_cast<std::int64_t>(out->date_updated))
+        .bind(4, out->sid)
         .run();
+  };
+  writeAsync(std::move(fn), [out, done = std::move(done)](Status st) {
+    if (!st) return done(fail(st.error()));
+    done(std::move(*out));
   });
-  if (!st) return fail(st.error());
-  return out;
 }
 
 // ---- dev outbox -----------------------------------------------------------------------------

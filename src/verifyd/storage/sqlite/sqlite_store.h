@@ -44,13 +44,13 @@ class SqliteStore final : public Store {
                                 const std::function<Status(Service&)>& change) override;
   Status deleteService(std::string_view account_sid, std::string_view sid) override;
 
-  Result<Verification> start(
-      std::string_view service_sid, std::string_view to, UnixTime now,
-      const std::function<Result<StartWrite>(const std::optional<Verification>&)>& decide) override;
+  void startAsync(std::string service_sid, std::string to, UnixTime now,
+                  std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
+                  Completion<Verification> done) override;
   Result<std::optional<Verification>> getVerification(const VerificationKey& key) override;
-  Result<Verification> mutate(
-      const VerificationKey& key,
-      const std::function<Result<Verification>(const Verification&)>& change) override;
+  void mutateAsync(VerificationKey key,
+                   std::function<Result<Verification>(const Verification&)> change,
+                   Completion<Verification> done) override;
 
   Result<Page<OutboxMessage>> listMessages(std::string_view account_sid, std::string_view to,
                                            PageCursor cursor, int page_size) override;
@@ -61,14 +61,20 @@ class SqliteStore final : public Store {
 
  private:
   using WriteFn = std::function<Status(sqlite::Db&)>;
-  struct Job;
+  struct Job {
+    WriteFn fn;
+    std::function<void(Status)> done;  // called on the writer thread after the commit
+  };
   class ReaderLease;
 
   SqliteStore(std::string path, bool durable, std::unique_ptr<sqlite::Db> writer);
-  Status write(const WriteFn& fn);  // blocks until committed (or failed)
+  Status write(WriteFn fn);  // blocks until committed (or failed)
+  void writeAsync(WriteFn fn, std::function<void(Status)> done);
   template <class T>
   Result<T> read(const std::function<Result<T>(sqlite::Db&)>& fn);
   void writerLoop();
+  void checkpointLoop();
+  static constexpr int kCheckpointPages = 4000;  // about 16 MB of WAL
 
   std::string path_;
   bool durable_;
@@ -76,10 +82,15 @@ class SqliteStore final : public Store {
 
   std::mutex mu_;
   std::condition_variable work_cv_;
-  std::deque<Job*> queue_;
+  std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
   std::uint64_t commits_ = 0, writes_ = 0;
   std::thread writer_;
+
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false, checkpoint_stopping_ = false;
+  std::thread checkpointer_;
 
   // Services and credentials are read on every request and change rarely: they are cached.
   // A write bumps the generation and drops the entry; a read fills the cache only if no write
