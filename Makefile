@@ -17,7 +17,7 @@ build:
 # Every test runs against the AddressSanitizer + UndefinedBehaviorSanitizer build; the release
 # build is compiled too, since -O3 brings warnings (errors here) of its own.
 test: build test-build
-	ctest --test-dir $(TEST_DIR) --output-on-failure --timeout 900
+	ctest --test-dir $(TEST_DIR) --output-on-failure --timeout 300
 
 test-build:
 	scripts/deps.sh all
@@ -30,3 +30,13 @@ format:
 
 clean:
 	rm -rf build
+
+# Benchmark (bench/README.md): Release build and the bench loader, then bench/run.sh drives the
+# floor server, verifyd, the Express peer and verifyd at scale with wrk; results in bench/results/.
+# BENCH_DURATION (s per scenario, default 10) and BENCH_SCALE (default "1000000 10000000") tune it.
+.PHONY: bench
+bench: build
+	scripts/deps.sh bench
+	cmake --build $(RELEASE_DIR) -j $(JOBS) --target verifyd_bench_loader || \
+	  echo "bench: the verifyd_bench_loader target did not build; check and scale scenarios will be skipped"
+	bench/run.sh

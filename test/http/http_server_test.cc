@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "verifyd/http/server.h"
 
@@ -80,14 +82,23 @@ class HttpServerTest : public ::testing::Test {
                           "\",\"body_size\":" + std::to_string(r.body.size()) + "}",
                       {}};
       // Answer from another thread, as a store completion does.
-      std::thread([respond = std::move(respond), out = std::move(out)]() mutable {
+      std::lock_guard lock(responders_mu_);
+      responders_.emplace_back([respond = std::move(respond), out = std::move(out)]() mutable {
         respond(std::move(out));
-      }).detach();
+      });
     });
     port_ = *server_->listen();
     server_->run();
   }
+  void TearDown() override {
+    // Responses are posted into the server: finish them before the server goes away.
+    std::lock_guard lock(responders_mu_);
+    for (auto& t : responders_) t.join();
+    server_.reset();
+  }
   std::unique_ptr<HttpServer> server_;
+  std::mutex responders_mu_;
+  std::vector<std::thread> responders_;
   std::uint16_t port_ = 0;
   std::atomic<int> calls_{0};
 };

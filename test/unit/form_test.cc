@@ -87,3 +87,26 @@ TEST(Form, RejectsInvalidUtf8NamingTheParameter) {
 
 }  // namespace
 }  // namespace verifyd::twilio
+
+#include "fakes.h"
+#include "verifyd/common/sid.h"
+
+namespace verifyd {
+namespace {
+
+TEST(Sid, OrderedSidsAreValidAndSortByTime) {
+  testing::FakeRandom random;
+  std::string a = makeOrderedSid("VE", 1700000000, random);
+  std::string b = makeOrderedSid("VE", 1700000001, random);
+  EXPECT_TRUE(isSid(a, "VE"));
+  EXPECT_TRUE(isSid(b, "VE"));
+  EXPECT_LT(a, b);
+  EXPECT_EQ(a.substr(2, 8), "6553f100");
+  EXPECT_NE(makeOrderedSid("VE", 1700000000, random).substr(10), a.substr(10));
+  EXPECT_TRUE(isSid(makeSid("VA", random), "VA"));
+  EXPECT_FALSE(isSid("VA123", "VA"));
+  EXPECT_FALSE(isSid("VE" + std::string(32, 'g'), "VE"));
+}
+
+}  // namespace
+}  // namespace verifyd

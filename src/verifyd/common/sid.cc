@@ -17,6 +17,13 @@ std::string makeSid(std::string_view prefix, Random& random) {
   return std::string(prefix) + toHex(random.bytes(16));
 }
 
+std::string makeOrderedSid(std::string_view prefix, std::int64_t now, Random& random) {
+  std::uint32_t t = static_cast<std::uint32_t>(now);
+  char be[4] = {static_cast<char>(t >> 24), static_cast<char>(t >> 16), static_cast<char>(t >> 8),
+                static_cast<char>(t)};
+  return std::string(prefix) + toHex(std::string_view(be, 4)) + toHex(random.bytes(12));
+}
+
 bool isSid(std::string_view s, std::string_view prefix) {
   if (s.size() != prefix.size() + 32 || s.substr(0, prefix.size()) != prefix) return false;
   for (char c : s.substr(prefix.size())) {

@@ -124,7 +124,7 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
   std::string fresh_code;
   {
     Verification& v = fresh.verification;
-    v.sid = makeSid("VE", random_);
+    v.sid = makeOrderedSid("VE", now, random_);
     v.service_sid = service_sid;
     v.account_sid = account_sid;
     v.to = p.to;
@@ -143,7 +143,8 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     v.expires_at = now + options_.code_ttl_seconds;
   }
   const SendAttempt attempt{makeSid("VL", random_), p.channel, now};
-  const std::string message_sid = options_.dev_outbox ? makeSid("MM", random_) : std::string();
+  const std::string message_sid =
+      options_.dev_outbox ? makeOrderedSid("MM", now, random_) : std::string();
 
   // `decide` runs later on the store's writer: it owns copies of what it needs.
   auto sent = std::make_shared<std::optional<OutboxMessage>>();
