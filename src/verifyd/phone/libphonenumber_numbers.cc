@@ -19,6 +19,12 @@ bool LibPhoneNumbers::isValidE164(std::string_view number) const {
   PhoneNumber parsed;
   if (util.Parse(std::string(number), "ZZ", &parsed) != PhoneNumberUtil::NO_PARSING_ERROR)
     return false;
+  // IsValidNumber tries every region that shares the country code (about 25 for +1), each a
+  // regular expression match. Most numbers belong to the code's main region: when they are
+  // valid there they are valid, and only the rest pay for the full search.
+  std::string main_region;
+  util.GetRegionCodeForCountryCode(parsed.country_code(), &main_region);
+  if (util.IsValidNumberForRegion(parsed, main_region)) return true;
   return util.IsValidNumber(parsed);
 }
 
