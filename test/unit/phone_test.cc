@@ -1,6 +1,6 @@
-#include "verifyd/phone/libphonenumber_numbers.h"
-
 #include <gtest/gtest.h>
+
+#include "verifyd/phone/libphonenumber_numbers.h"
 
 namespace verifyd {
 namespace {
