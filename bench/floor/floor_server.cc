@@ -7,7 +7,12 @@
 //   floor_server PORT BODY_BYTES [THREADS=2]      (PORT 0 = any free port)
 //
 // Once it listens it prints `FLOOR_URL=http://127.0.0.1:PORT` on stdout. SIGTERM/SIGINT stop it.
-// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility> (C++20).
+// Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility> (C++20), so
+// <utility> comes first, fenced off from clang-format's include sorting.
+// clang-format off
+#include <utility>
+// clang-format on
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -16,7 +21,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
