@@ -4,32 +4,19 @@ Run:  VERIFYD_BIN=/work/main/build/asan/verifyd /usr/bin/python3 -m unittest dis
 """
 
 import os
-import random
 import re
 import signal
 import sqlite3
 import stat
 import sys
 import threading
-import time
 import unittest
 import urllib.parse
 
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from harness.verifyd import Verifyd  # noqa: E402
+from harness.verifyd import Verifyd, new_phone  # noqa: E402
 
 VE_RE = re.compile(r"^VE[0-9a-f]{32}$")
-_used = set()
-_used_lock = threading.Lock()
-
-
-def new_phone():
-    with _used_lock:
-        while True:
-            n = "+1650%d%06d" % (random.randint(2, 9), random.randrange(10 ** 6))
-            if n not in _used:
-                _used.add(n)
-                return n
 
 
 def is_sqlite(path):

@@ -20,13 +20,13 @@ import base64
 import http.client
 import json
 import os
+import random
 import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -555,3 +555,17 @@ def make_twilio_client(base_url, sid, token, account_sid=None, strict=True):
     client.region = None
     client.edge = None
     return client
+
+
+_used_numbers = set()
+_used_numbers_lock = threading.Lock()
+
+
+def new_phone():
+    """A valid US number (+1 650 NXX XXXX) not handed out before in this process. Thread-safe."""
+    with _used_numbers_lock:
+        while True:
+            n = "+1650%d%06d" % (random.randint(2, 9), random.randrange(10 ** 6))
+            if n not in _used_numbers:
+                _used_numbers.add(n)
+                return n

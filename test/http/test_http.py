@@ -4,7 +4,6 @@ Run:  VERIFYD_BIN=/work/main/build/asan/verifyd /usr/bin/python3 -m unittest dis
 """
 
 import base64
-import http.client
 import json
 import os
 import random
@@ -16,7 +15,7 @@ import unittest
 import urllib.parse
 
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from harness.verifyd import Verifyd, basic_auth_header, free_port  # noqa: E402
+from harness.verifyd import Verifyd, basic_auth_header, new_phone  # noqa: E402
 
 ERROR_KEYS = {"code", "message", "more_info", "status"}
 DATE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -47,15 +46,6 @@ SERVICE_LINKS = {
 }
 DO_NOT_SHARE = ". Don't share this code with anyone; our employees will never ask for the code."
 
-_used_numbers = set()
-
-
-def new_phone():
-    while True:
-        n = "+1650%d%06d" % (random.randint(2, 9), random.randrange(10 ** 6))
-        if n not in _used_numbers:
-            _used_numbers.add(n)
-            return n
 
 
 def q(s):

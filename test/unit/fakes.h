@@ -1,7 +1,12 @@
 #pragma once
 // Test doubles for the injected sources of nondeterminism.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
+#include <filesystem>
+#include <string>
 
 #include "verifyd/common/clock.h"
 #include "verifyd/common/random.h"
@@ -36,6 +41,26 @@ class FakeRandom final : public Random {
 
  private:
   std::atomic<std::uint64_t> state_;
+};
+
+// A fresh directory for the running test, removed with everything in it at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ =
+        std::filesystem::temp_directory_path() / ("verifyd-" + std::to_string(::getpid()) + "-" +
+                                                  info->test_suite_name() + "." + info->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
 };
 
 }  // namespace verifyd::testing

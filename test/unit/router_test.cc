@@ -19,13 +19,9 @@ using nlohmann::json;
 // Golden tests of the wire format: requests in, Twilio-shaped responses out, no socket.
 class RouterTest : public ::testing::Test {
  protected:
+  testing::TempDir dir_;  // first: outlives the store
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("verifyd-router-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = std::move(*SqliteStore::open((dir_ / "db").string(), false));
+    store_ = std::move(*SqliteStore::open(dir_.file("db"), false));
     accounts_ = std::make_unique<Accounts>(*store_, keyring_, clock_, random_);
     services_ = std::make_unique<ServiceRegistry>(*store_, clock_, random_);
     verifier_ =
@@ -36,7 +32,6 @@ class RouterTest : public ::testing::Test {
     auth_ = "Basic " + twilio::base64Encode(cred.sid + ":" + cred.secret);
     account_ = cred.sid;
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   ApiResponse call(std::string method, std::string target, std::string body = "",
                    std::string content_type = "application/x-www-form-urlencoded",
@@ -58,7 +53,6 @@ class RouterTest : public ::testing::Test {
     EXPECT_EQ(j["more_info"], "https://www.twilio.com/docs/errors/" + std::to_string(code));
   }
 
-  std::filesystem::path dir_;
   testing::FakeClock clock_;
   testing::FakeRandom random_;
   OpenSslKeyring keyring_{std::string(32, 'r')};

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "fakes.h"
+
 namespace verifyd {
 namespace {
 
@@ -17,21 +19,12 @@ std::string sidN(const char* prefix, int n) {
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("verifyd-store-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  testing::TempDir dir_;  // first: outlives the store
+  void SetUp() override { reopen(); }
+  void TearDown() override { store_.reset(); }
   void reopen() {
     store_.reset();
-    store_ = std::move(*SqliteStore::open((dir_ / "db").string(), true));
+    store_ = std::move(*SqliteStore::open(dir_.file("db"), true));
   }
   Service service(int n) {
     Service s;
@@ -42,7 +35,6 @@ class SqliteStoreTest : public ::testing::Test {
     s.date_created = s.date_updated = 1700000000 + n;
     return s;
   }
-  std::filesystem::path dir_;
   std::unique_ptr<SqliteStore> store_;
 };
 

@@ -20,13 +20,9 @@ const std::string kTo = "+15017122661";
 
 class VerifierTest : public ::testing::Test {
  protected:
+  testing::TempDir dir_;  // first: outlives the store
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("verifyd-unit-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = std::move(*SqliteStore::open((dir_ / "db").string(), /*durable=*/false));
+    store_ = std::move(*SqliteStore::open(dir_.file("db"), /*durable=*/false));
     registry_ = std::make_unique<ServiceRegistry>(*store_, clock_, random_);
     makeVerifier(VerifierOptions{});
     ServiceSettings s;
@@ -37,7 +33,6 @@ class VerifierTest : public ::testing::Test {
     verifier_.reset();
     registry_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
   void makeVerifier(VerifierOptions options) {
     verifier_ = std::make_unique<Verifier>(*store_, keyring_, phones_, clock_, random_, options,
@@ -58,7 +53,6 @@ class VerifierTest : public ::testing::Test {
   }
   std::string wrongCode() const { return lastCode() == "000000" ? "111111" : "000000"; }
 
-  std::filesystem::path dir_;
   testing::FakeClock clock_;
   testing::FakeRandom random_;
   OpenSslKeyring keyring_{std::string(32, 's')};

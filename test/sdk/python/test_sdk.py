@@ -5,29 +5,19 @@ Run:  VERIFYD_BIN=/work/main/build/asan/verifyd /usr/bin/python3 -m unittest dis
 
 import datetime
 import os
-import random
 import re
 import sys
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-from harness.verifyd import Verifyd  # noqa: E402
+from harness.verifyd import Verifyd, new_phone  # noqa: E402
 
 from twilio.base.exceptions import TwilioRestException  # noqa: E402
 
 VA_RE = re.compile(r"^VA[0-9a-f]{32}$")
 VE_RE = re.compile(r"^VE[0-9a-f]{32}$")
 
-_used = set()
-
-
-def new_phone():
-    while True:
-        n = "+1650%d%06d" % (random.randint(2, 9), random.randrange(10 ** 6))
-        if n not in _used:
-            _used.add(n)
-            return n
 
 
 def wrong_code(code):

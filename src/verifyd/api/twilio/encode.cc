@@ -67,16 +67,22 @@ ojson encodeService(const Service& s, const std::string& base) {
   return j;
 }
 
-std::string encodeVerification(const Verification& v, const std::string& base) {
-  JsonWriter w;
-  w.begin()
-      .field("sid", v.sid)
+namespace {
+// The fields a verification and a check of it share, in the spec's order.
+JsonWriter& writeHead(JsonWriter& w, const Verification& v) {
+  return w.field("sid", v.sid)
       .field("service_sid", v.service_sid)
       .field("account_sid", v.account_sid)
       .field("to", v.to)
       .field("channel", v.channel)
       .field("status", v.status)
-      .field("valid", v.status == status::kApproved)
+      .field("valid", v.status == status::kApproved);
+}
+}  // namespace
+
+std::string encodeVerification(const Verification& v, const std::string& base) {
+  JsonWriter w;
+  writeHead(w.begin(), v)
       .raw("lookup", "{}")
       .field("amount", v.amount)
       .field("payee", v.payee)
@@ -98,14 +104,7 @@ std::string encodeVerification(const Verification& v, const std::string& base) {
 
 std::string encodeVerificationCheck(const Verification& v) {
   JsonWriter w;
-  w.begin()
-      .field("sid", v.sid)
-      .field("service_sid", v.service_sid)
-      .field("account_sid", v.account_sid)
-      .field("to", v.to)
-      .field("channel", v.channel)
-      .field("status", v.status)
-      .field("valid", v.status == status::kApproved)
+  writeHead(w.begin(), v)
       .field("amount", v.amount)
       .field("payee", v.payee)
       .raw("sna_attempts_error_codes", "[]")
