@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       for (long long k; (k = next.fetch_add(1)) < end;) {
-        verifyd::StartParams p{number(k), "sms", code, {}, {}, {}};
+        verifyd::StartParams p{number(k), "sms", code, {}, {}, {}, {}};
         if (!verifier.start(account, service, p)) ++failed;
         if ((k - first) % 1000000 == 999999)
           std::fprintf(stderr, "loader: %lld written\n", k - first + 1);

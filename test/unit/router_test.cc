@@ -7,6 +7,7 @@
 
 #include "fakes.h"
 #include "verifyd/api/twilio/base64.h"
+#include "verifyd/common/sid.h"
 #include "verifyd/crypto/openssl.h"
 #include "verifyd/phone/libphonenumber_numbers.h"
 #include "verifyd/storage/sqlite/sqlite_store.h"
@@ -26,7 +27,8 @@ class RouterTest : public ::testing::Test {
     services_ = std::make_unique<ServiceRegistry>(*store_, clock_, random_);
     verifier_ =
         std::make_unique<Verifier>(*store_, keyring_, phones_, clock_, random_, VerifierOptions{});
-    router_ = std::make_unique<Router>(*accounts_, *services_, *verifier_, *store_,
+    rate_limits_ = std::make_unique<RateLimitRegistry>(*store_, *store_, clock_, random_);
+    router_ = std::make_unique<Router>(*accounts_, *services_, *rate_limits_, *verifier_, *store_,
                                        RouterOptions{"http://verifyd.test", true});
     auto cred = *accounts_->createAccount("test");
     auth_ = "Basic " + twilio::base64Encode(cred.sid + ":" + cred.secret);
@@ -61,6 +63,7 @@ class RouterTest : public ::testing::Test {
   std::unique_ptr<Accounts> accounts_;
   std::unique_ptr<ServiceRegistry> services_;
   std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<RateLimitRegistry> rate_limits_;
   std::unique_ptr<Router> router_;
   std::string auth_, account_;
 };
@@ -197,7 +200,7 @@ TEST_F(RouterTest, MethodsPathsAndContentTypes) {
   expectError(call("POST", "/v2/Services", "{\"FriendlyName\":\"x\"}", "application/json"), 415,
               20415);
   expectError(call("POST", "/v2/Services", "FriendlyName=%zz"), 400, 60200);
-  expectError(call("GET", "/v2/Services/VA" + std::string(32, '0') + "/RateLimits"), 501, 20501);
+  expectError(call("GET", "/v2/Services/VA" + std::string(32, '0') + "/Entities"), 501, 20501);
   EXPECT_EQ(call("GET", "/healthz", "", "", std::string()).status, 200);
 }
 
@@ -237,10 +240,82 @@ TEST_F(RouterTest, VerificationLifecycleOverTheWire) {
 }
 
 TEST_F(RouterTest, DevOutboxCanBeTurnedOff) {
-  Router off(*accounts_, *services_, *verifier_, *store_,
+  Router off(*accounts_, *services_, *rate_limits_, *verifier_, *store_,
              RouterOptions{"http://verifyd.test", false});
   auto r = off.handle(ApiRequest{"GET", "/dev/v1/Messages", "", auth_, ""});
   expectError(r, 404, 20404);
+}
+
+TEST_F(RouterTest, RateLimitsAndBucketsCrudWithTwiliosErrors) {
+  std::string svc = body(call("POST", "/v2/Services", "FriendlyName=Acme"))["sid"];
+  const std::string base = "/v2/Services/" + svc + "/RateLimits";
+  auto created = call("POST", base, "UniqueName=end_user_ip&Description=Limit+by+IP");
+  ASSERT_EQ(created.status, 201) << created.body;
+  json rk = body(created);
+  std::string rk_sid = rk["sid"];
+  EXPECT_TRUE(isSid(rk_sid, "RK"));
+  EXPECT_EQ(rk["unique_name"], "end_user_ip");
+  EXPECT_EQ(rk["description"], "Limit by IP");
+  EXPECT_EQ(rk["links"]["buckets"], "http://verifyd.test" + base + "/" + rk_sid + "/Buckets");
+  expectError(call("POST", base, "UniqueName=end_user_ip"), 400, 60208);
+  expectError(call("POST", base, "UniqueName=has+space"), 400, 60209);
+  expectError(call("POST", base, ""), 400, 60200);
+  for (int i = 1; i < 10; ++i)
+    ASSERT_EQ(call("POST", base, "UniqueName=k" + std::to_string(i)).status, 201);
+  expectError(call("POST", base, "UniqueName=k10"), 400, 60207);
+  auto listed = body(call("GET", base + "?PageSize=4"));
+  EXPECT_EQ(listed["meta"]["key"], "rate_limits");
+  EXPECT_EQ(listed["rate_limits"].size(), 4u);
+  auto updated = call("POST", base + "/" + rk_sid, "Description=changed");
+  EXPECT_EQ(body(updated)["description"], "changed");
+
+  const std::string buckets = base + "/" + rk_sid + "/Buckets";
+  auto b = call("POST", buckets, "Max=4&Interval=60");
+  ASSERT_EQ(b.status, 201) << b.body;
+  std::string bl_sid = body(b)["sid"];
+  EXPECT_EQ(body(b)["max"], 4);
+  EXPECT_EQ(body(b)["rate_limit_sid"], rk_sid);
+  expectError(call("POST", buckets, "Max=5&Interval=60"), 400, 60211);
+  expectError(call("POST", buckets, "Max=0&Interval=30"), 400, 60200);
+  expectError(call("POST", buckets, "Interval=30"), 400, 60200);
+  for (int i = 1; i < 10; ++i)
+    ASSERT_EQ(call("POST", buckets, "Max=9&Interval=" + std::to_string(100 + i)).status, 201);
+  expectError(call("POST", buckets, "Max=9&Interval=999"), 400, 60210);
+  EXPECT_EQ(body(call("GET", buckets))["buckets"].size(), 10u);
+  EXPECT_EQ(body(call("POST", buckets + "/" + bl_sid, "Max=10"))["max"], 10);
+  expectError(call("POST", buckets + "/" + bl_sid, "Interval=101"), 400, 60211);
+  EXPECT_EQ(call("DELETE", buckets + "/" + bl_sid).status, 204);
+  expectError(call("GET", buckets + "/" + bl_sid), 404, 20404);
+  EXPECT_EQ(call("DELETE", base + "/" + rk_sid).status, 204);
+  expectError(call("GET", base + "/" + rk_sid), 404, 20404);
+  expectError(call("GET", buckets), 404, 20404);
+}
+
+TEST_F(RouterTest, RateLimitsParameterIsEnforcedPerKeyValue) {
+  std::string svc = body(call("POST", "/v2/Services", "FriendlyName=Acme"))["sid"];
+  const std::string base = "/v2/Services/" + svc;
+  std::string rk = body(call("POST", base + "/RateLimits", "UniqueName=end_user_ip"))["sid"];
+  ASSERT_EQ(call("POST", base + "/RateLimits/" + rk + "/Buckets", "Max=2&Interval=60").status, 201);
+  auto start = [&](const std::string& to, const std::string& limits) {
+    return call("POST", base + "/Verifications", "To=" + to + "&Channel=sms&RateLimits=" + limits);
+  };
+  // Compact JSON (Node) and JSON with spaces (Python) both parse.
+  EXPECT_EQ(start("%2B15017122661", "%7B%22end_user_ip%22%3A%221.2.3.4%22%7D").status, 201);
+  EXPECT_EQ(start("%2B15017122662", "%7B%22end_user_ip%22%3A+%221.2.3.4%22%7D").status, 201);
+  auto refused = start("%2B15017122663", "%7B%22end_user_ip%22%3A%221.2.3.4%22%7D");
+  expectError(refused, 429, 20429);
+  bool retry_after = false;
+  for (auto& [k, v] : refused.headers)
+    if (k == "Retry-After") retry_after = std::stoi(v) >= 1 && std::stoi(v) <= 60;
+  EXPECT_TRUE(retry_after);
+  // Nothing was stored or sent for the refused start.
+  expectError(call("GET", base + "/Verifications/+15017122663"), 404, 20404);
+  // Another key value has its own count; time frees the bucket.
+  EXPECT_EQ(start("%2B15017122663", "%7B%22end_user_ip%22%3A%225.6.7.8%22%7D").status, 201);
+  clock_.advance(60);
+  EXPECT_EQ(start("%2B15017122664", "%7B%22end_user_ip%22%3A%221.2.3.4%22%7D").status, 201);
+  expectError(start("%2B15017122665", "%7B%22unknown%22%3A%22x%22%7D"), 400, 60200);
+  expectError(start("%2B15017122665", "not-json"), 400, 60200);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "fakes.h"
 #include "verifyd/core/code.h"
+#include "verifyd/core/rate_limits.h"
 #include "verifyd/core/service_registry.h"
 #include "verifyd/crypto/openssl.h"
 #include "verifyd/phone/libphonenumber_numbers.h"
@@ -43,7 +44,7 @@ class VerifierTest : public ::testing::Test {
     return body.substr(body.rfind(' ') + 1);
   }
   Result<Verification> start(const std::string& to = kTo, const std::string& channel = "sms") {
-    return verifier_->start(kAccount, service_, StartParams{to, channel, {}, {}, {}, {}});
+    return verifier_->start(kAccount, service_, StartParams{to, channel, {}, {}, {}, {}, {}});
   }
   Result<Verification> check(const std::string& code, const std::string& to = kTo) {
     CheckParams p;
@@ -171,7 +172,7 @@ TEST_F(VerifierTest, ConcurrentWrongChecksNeverExceedTheLimit) {
 }
 
 TEST_F(VerifierTest, CustomCodesNeedTheServiceSetting) {
-  StartParams p{kTo, "sms", std::string("867530"), {}, {}, {}};
+  StartParams p{kTo, "sms", std::string("867530"), {}, {}, {}, {}};
   auto refused = verifier_->start(kAccount, service_, p);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().kind, ErrorKind::kFeatureNotSupported);
@@ -224,8 +225,32 @@ TEST_F(VerifierTest, OtherAccountsSeeNothing) {
   p.to = kTo;
   p.code = lastCode();
   EXPECT_EQ(verifier_->check(other, service_, p).error().kind, ErrorKind::kNotFound);
-  EXPECT_EQ(verifier_->start(other, service_, StartParams{kTo, "sms", {}, {}, {}, {}}).error().kind,
-            ErrorKind::kNotFound);
+  EXPECT_EQ(
+      verifier_->start(other, service_, StartParams{kTo, "sms", {}, {}, {}, {}, {}}).error().kind,
+      ErrorKind::kNotFound);
+}
+
+TEST_F(VerifierTest, RateLimitBucketsHoldUnderConcurrentStarts) {
+  RateLimitRegistry limits(*store_, *store_, clock_, random_);
+  auto rk = limits.create(kAccount, service_, "end_user_ip", std::nullopt);
+  ASSERT_TRUE(rk);
+  ASSERT_TRUE(limits.createBucket(kAccount, service_, rk->sid, 4, 60));
+  std::atomic<int> started{0}, limited{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 20; ++i)
+    threads.emplace_back([&, i] {
+      StartParams p{"+1501712" + std::to_string(2700 + i), "sms", {}, {}, {}, {}, {}};
+      p.rate_limits = {{"end_user_ip", "10.0.0.1"}};
+      auto r = verifier_->start(kAccount, service_, p);
+      if (r)
+        ++started;
+      else if (r.error().kind == ErrorKind::kRateLimited)
+        ++limited;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(started.load(), 4);
+  EXPECT_EQ(limited.load(), 16);
+  EXPECT_EQ(sent_.size(), 4u);
 }
 
 }  // namespace

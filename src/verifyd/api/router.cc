@@ -161,16 +161,17 @@ Status applyServiceParams(const Params& p, ServiceSettings& s) {
 }
 
 // Resources of the Twilio API that verifyd does not serve yet: named, not pretended.
-const std::set<std::string> kLaterServiceResources = {
-    "RateLimits", "MessagingConfigurations", "Entities", "Webhooks", "AccessTokens", "Passkeys"};
+const std::set<std::string> kLaterServiceResources = {"MessagingConfigurations", "Entities",
+                                                      "Webhooks", "AccessTokens", "Passkeys"};
 const std::set<std::string> kLaterTopResources = {"Attempts", "SafeList", "Templates", "Forms"};
 
 }  // namespace
 
-Router::Router(Accounts& accounts, ServiceRegistry& services, Verifier& verifier,
-               OutboxStore& outbox, RouterOptions options)
+Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
+               Verifier& verifier, OutboxStore& outbox, RouterOptions options)
     : accounts_(accounts),
       services_(services),
+      rate_limits_(rate_limits),
       verifier_(verifier),
       outbox_(outbox),
       options_(std::move(options)) {}
@@ -263,6 +264,13 @@ void Router::route(Call& c, Respond& respond) {
     if (n == 5 && s[3] == "Verifications") return verification(c, s[2], s[4], std::move(respond));
     if (n == 4 && s[3] == "VerificationCheck")
       return verificationCheck(c, s[2], std::move(respond));
+    if (n >= 4 && s[3] == "RateLimits") {
+      if (n == 4) return respond(rateLimits(c, s[2]));
+      if (n == 5) return respond(rateLimit(c, s[2], s[4]));
+      if (n == 6 && s[5] == "Buckets") return respond(buckets(c, s[2], s[4]));
+      if (n == 7 && s[5] == "Buckets") return respond(bucket(c, s[2], s[4], s[6]));
+      return notFound();
+    }
     if (n >= 4 && kLaterServiceResources.count(s[3]))
       return respond(twilio::renderError(
           Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[3]),
@@ -347,6 +355,23 @@ void Router::verifications(Call& c, const std::string& service_sid, Respond resp
   if (p.custom_friendly_name && p.custom_friendly_name->empty()) p.custom_friendly_name.reset();
   p.amount = c.form.get("Amount");
   p.payee = c.form.get("Payee");
+  if (auto limits = c.form.get("RateLimits")) {
+    // A JSON object of unique name -> value, compact (Node) or with spaces (Python).
+    auto parsed = nlohmann::json::parse(*limits, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object())
+      return respond(
+          twilio::renderError(Error::invalid("RateLimits", "must be a JSON object"), c.resource));
+    for (auto& [name, value] : parsed.items()) {
+      if (value.is_string())
+        p.rate_limits.emplace_back(name, value.get<std::string>());
+      else if (value.is_number() || value.is_boolean())
+        p.rate_limits.emplace_back(name, value.dump());
+      else
+        return respond(twilio::renderError(
+            Error::invalid("RateLimits", "the value of '" + name + "' must be a string"),
+            c.resource));
+    }
+  }
   verifier_.startAsync(c.account_sid, service_sid, p,
                        reply(std::move(respond), c.resource, 201,
                              [base = options_.public_url](const Verification& v) {
@@ -383,6 +408,111 @@ void Router::verificationCheck(Call& c, const std::string& service_sid, Respond 
                        reply(std::move(respond), c.resource, 200, [](const Verification& v) {
                          return twilio::encodeVerificationCheck(v);
                        }));
+}
+
+namespace {
+template <class T, class Encode>
+ApiResponse listPage(const Result<Page<T>>& page, const twilio::PageRequest& req,
+                     const std::string& url, const char* key, const std::string& resource,
+                     Encode encode) {
+  if (!page) return twilio::renderError(page.error(), resource);
+  ojson items = ojson::array();
+  for (const auto& item : page->items) items.push_back(encode(item));
+  ojson body;
+  body[key] = std::move(items);
+  body["meta"] = twilio::pageMeta(req, *page, url, "", key);
+  return json(200, body);
+}
+
+template <class T, class Encode>
+ApiResponse one(const Result<T>& r, int status, const std::string& resource, Encode encode) {
+  if (!r) return twilio::renderError(r.error(), resource);
+  return json(status, encode(*r));
+}
+
+// Max and Interval of a bucket: positive integers (an interval of up to 30 days).
+Result<std::pair<std::optional<int>, std::optional<int>>> bucketParams(const Params& form) {
+  auto max = form.getInt("Max", 1, 1000000000);
+  if (!max) return fail(max.error());
+  auto interval = form.getInt("Interval", 1, 30 * 86400);
+  if (!interval) return fail(interval.error());
+  return std::pair{*max, *interval};
+}
+}  // namespace
+
+ApiResponse Router::rateLimits(Call& c, const std::string& service_sid) {
+  auto encode = [&](const RateLimit& r) { return twilio::encodeRateLimit(r, options_.public_url); };
+  if (c.req.method == "POST")
+    return one(
+        rate_limits_.create(c.account_sid, service_sid, c.form.get("UniqueName").value_or(""),
+                            c.form.get("Description")),
+        201, c.resource, encode);
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    return listPage(rate_limits_.list(c.account_sid, service_sid, req->cursor, req->page_size),
+                    *req, options_.public_url + "/v2/Services/" + service_sid + "/RateLimits",
+                    "rate_limits", c.resource, encode);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::rateLimit(Call& c, const std::string& service_sid, const std::string& sid) {
+  auto encode = [&](const RateLimit& r) { return twilio::encodeRateLimit(r, options_.public_url); };
+  if (c.req.method == "GET")
+    return one(rate_limits_.fetch(c.account_sid, service_sid, sid), 200, c.resource, encode);
+  if (c.req.method == "POST")
+    return one(rate_limits_.update(c.account_sid, service_sid, sid, c.form.get("Description")), 200,
+               c.resource, encode);
+  if (c.req.method == "DELETE") {
+    if (auto st = rate_limits_.remove(c.account_sid, service_sid, sid); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, POST, DELETE");
+}
+
+ApiResponse Router::buckets(Call& c, const std::string& service_sid, const std::string& limit_sid) {
+  auto encode = [&](const Bucket& b) { return twilio::encodeBucket(b, options_.public_url); };
+  if (c.req.method == "POST") {
+    auto params = bucketParams(c.form);
+    if (!params) return twilio::renderError(params.error(), c.resource);
+    return one(rate_limits_.createBucket(c.account_sid, service_sid, limit_sid, params->first,
+                                         params->second),
+               201, c.resource, encode);
+  }
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    return listPage(rate_limits_.listBuckets(c.account_sid, service_sid, limit_sid, req->cursor,
+                                             req->page_size),
+                    *req,
+                    options_.public_url + "/v2/Services/" + service_sid + "/RateLimits/" +
+                        limit_sid + "/Buckets",
+                    "buckets", c.resource, encode);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::bucket(Call& c, const std::string& service_sid, const std::string& limit_sid,
+                           const std::string& sid) {
+  auto encode = [&](const Bucket& b) { return twilio::encodeBucket(b, options_.public_url); };
+  if (c.req.method == "GET")
+    return one(rate_limits_.fetchBucket(c.account_sid, service_sid, limit_sid, sid), 200,
+               c.resource, encode);
+  if (c.req.method == "POST") {
+    auto params = bucketParams(c.form);
+    if (!params) return twilio::renderError(params.error(), c.resource);
+    return one(rate_limits_.updateBucket(c.account_sid, service_sid, limit_sid, sid, params->first,
+                                         params->second),
+               200, c.resource, encode);
+  }
+  if (c.req.method == "DELETE") {
+    if (auto st = rate_limits_.removeBucket(c.account_sid, service_sid, limit_sid, sid); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, POST, DELETE");
 }
 
 ApiResponse Router::devMessages(Call& c) {

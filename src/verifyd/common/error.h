@@ -17,15 +17,22 @@ enum class ErrorKind {
   kMethodNotAllowed,
   kPayloadTooLarge,
   kUnsupportedMediaType,
-  kNotImplemented,  // a resource of the Twilio API that verifyd does not serve yet
-  kUnavailable,     // storage is unavailable; retrying later may succeed
+  kRateLimited,         // a programmable rate limit bucket is full; `retry_after` says for how long
+  kTooManyRateLimits,   // 60207
+  kDuplicateRateLimit,  // 60208
+  kInvalidRateLimitName,  // 60209
+  kTooManyBuckets,        // 60210
+  kDuplicateBucket,       // 60211
+  kNotImplemented,        // a resource of the Twilio API that verifyd does not serve yet
+  kUnavailable,           // storage is unavailable; retrying later may succeed
   kInternal,
 };
 
 struct Error {
   ErrorKind kind;
-  std::string message;  // safe to show to the API caller: never carries a code or secret
-  std::string param;    // the parameter to blame, when there is one
+  std::string message;        // safe to show to the API caller: never carries a code or secret
+  std::string param;          // the parameter to blame, when there is one
+  long long retry_after = 0;  // kRateLimited: seconds until the bucket has room again
 
   static Error invalid(std::string param, std::string detail = {});
   static Error missing(std::string param);

@@ -104,6 +104,39 @@ struct Verification {
   UnixTime expires_at = 0;
 };
 
+// A programmable rate limit (Twilio's Service Rate Limits): a key name the app passes values
+// for in `RateLimits` on each start, and the buckets that limit each value.
+struct RateLimit {
+  std::string sid;  // RK…
+  std::string service_sid;
+  std::string account_sid;
+  std::string unique_name;
+  std::optional<std::string> description;
+  UnixTime date_created = 0;
+  UnixTime date_updated = 0;
+};
+
+// At most `max` starts per `interval` seconds for one value of its rate limit's key.
+struct Bucket {
+  std::string sid;  // BL…
+  std::string rate_limit_sid;
+  std::string service_sid;
+  std::string account_sid;
+  int max = 0;
+  int interval = 0;
+  UnixTime date_created = 0;
+  UnixTime date_updated = 0;
+};
+
+// One bucket charged by a start: the store counts it atomically with the start's write.
+struct RateCharge {
+  std::string bucket_sid;
+  std::string rate_limit_name;  // for the error
+  std::string key;              // the value the app passed
+  int max = 0;
+  int interval = 0;
+};
+
 // A message verifyd would deliver, kept in the dev outbox with its rendered text.
 struct OutboxMessage {
   std::string sid;  // MM…

@@ -191,7 +191,29 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     *sent = w.message;
     return w;
   };
-  store_.startAsync(service_sid, p.to, now, std::move(decide),
+  // Programmable rate limits: every bucket of each named limit is charged in the write.
+  std::vector<RateCharge> charges;
+  if (!p.rate_limits.empty()) {
+    auto buckets = store_.bucketsOfService(service_sid);
+    if (!buckets) return error(buckets.error());
+    for (const auto& [name, value] : p.rate_limits) {
+      bool known = false;
+      for (const auto& [limit_name, bucket] : *buckets) {
+        if (limit_name != name) continue;
+        known = true;
+        charges.push_back(RateCharge{bucket.sid, name, value, bucket.max, bucket.interval});
+      }
+      if (!known) {
+        // A limit without buckets limits nothing, but it must exist.
+        auto limits = store_.listRateLimits(service_sid, {}, 1000);
+        if (!limits) return error(limits.error());
+        known = std::any_of(limits->items.begin(), limits->items.end(),
+                            [&](const RateLimit& r) { return r.unique_name == name; });
+      }
+      if (!known) return error(Error::invalid("RateLimits", "no rate limit named '" + name + "'"));
+    }
+  }
+  store_.startAsync(service_sid, p.to, now, std::move(charges), std::move(decide),
                     [this, sent, done = std::move(done)](Result<Verification> r) {
                       executor_([this, sent, done, r = std::move(r)]() mutable {
                         if (r && *sent && sink_) sink_(**sent);

@@ -3,6 +3,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "verifyd/common/clock.h"
 #include "verifyd/common/random.h"
@@ -28,6 +30,8 @@ struct StartParams {
   std::optional<std::string> custom_friendly_name;
   std::optional<std::string> amount;
   std::optional<std::string> payee;
+  // `RateLimits`: unique name of a rate limit of the service -> the value to count under.
+  std::vector<std::pair<std::string, std::string>> rate_limits;
 };
 
 struct CheckParams {

@@ -168,7 +168,8 @@ int serve(const ServeConfig& cfg) {
   while (!ropts.public_url.empty() && ropts.public_url.back() == '/') ropts.public_url.pop_back();
   if (ropts.public_url.empty())
     ropts.public_url = "http://" + url_host + ":" + std::to_string(*bound);
-  router = std::make_unique<Router>(accounts, services, verifier, *rt.store, ropts);
+  RateLimitRegistry rate_limits(*rt.store, *rt.store, rt.clock, rt.random);
+  router = std::make_unique<Router>(accounts, services, rate_limits, verifier, *rt.store, ropts);
   server.run();
   std::printf(
       "TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\nVERIFICATION_SID=%s\nVERIFYD_BASE_URL=%s\n",

@@ -680,3 +680,35 @@ test('expiry: with --code-ttl 2 a check after 3 s is 404/20404', async () => {
     await short.stop();
   }
 });
+
+test('rate limits and buckets: CRUD through the SDK and RateLimits enforced on create', async () => {
+  const s = await newService({ friendlyName: 'Node Limits' });
+  const rl = await svc(s.sid).rateLimits.create({ uniqueName: 'end_user_ip', description: 'Limit by IP' });
+  assert.match(rl.sid, SID('RK'));
+  assert.equal(rl.uniqueName, 'end_user_ip');
+  assert.equal(rl.description, 'Limit by IP');
+  await expectRestError(svc(s.sid).rateLimits.create({ uniqueName: 'end_user_ip' }),
+    { status: 400, code: 60208 }, 'duplicate unique name');
+
+  const bucket = await svc(s.sid).rateLimits(rl.sid).buckets.create({ max: 2, interval: 60 });
+  assert.match(bucket.sid, SID('BL'));
+  assert.equal(bucket.max, 2);
+  assert.equal(bucket.interval, 60);
+  await expectRestError(svc(s.sid).rateLimits(rl.sid).buckets.create({ max: 3, interval: 60 }),
+    { status: 400, code: 60211 }, 'duplicate interval');
+  const listed = await svc(s.sid).rateLimits(rl.sid).buckets.list();
+  assert.deepEqual(listed.map((b) => b.sid), [bucket.sid]);
+  const updated = await svc(s.sid).rateLimits(rl.sid).buckets(bucket.sid).update({ max: 3 });
+  assert.equal(updated.max, 3);
+
+  const start = (ip) => svc(s.sid).verifications.create({
+    to: freshPhone(), channel: 'sms', rateLimits: { end_user_ip: ip } });
+  for (let i = 0; i < 3; i++) assert.equal((await start('198.51.100.7')).status, 'pending');
+  await expectRestError(start('198.51.100.7'), { status: 429, code: 20429 }, 'fourth start from one IP');
+  assert.equal((await start('198.51.100.8')).status, 'pending', 'another IP has its own bucket');
+
+  assert.equal(await svc(s.sid).rateLimits(rl.sid).buckets(bucket.sid).remove(), true);
+  assert.equal((await start('198.51.100.7')).status, 'pending', 'no bucket, no limit');
+  assert.equal(await svc(s.sid).rateLimits(rl.sid).remove(), true);
+  await expectRestError(svc(s.sid).rateLimits(rl.sid).fetch(), { status: 404, code: 20404 });
+});

@@ -340,5 +340,25 @@ class SdkTest(unittest.TestCase):
         self.assertNotEqual(self.svc.fetch().friendly_name, "Hijack")
 
 
+
+
+class RateLimitSdkTest(unittest.TestCase):
+    def test_rate_limit_bucket_enforced(self):
+        client = SRV.twilio_client()
+        svc = client.verify.v2.services.create(friendly_name="Py Limits")
+        rl = client.verify.v2.services(svc.sid).rate_limits.create(unique_name="user_id", description="per user")
+        self.assertRegex(rl.sid, r"^RK[0-9a-f]{32}$")
+        bucket = client.verify.v2.services(svc.sid).rate_limits(rl.sid).buckets.create(max=1, interval=60)
+        self.assertEqual((bucket.max, bucket.interval), (1, 60))
+        first = client.verify.v2.services(svc.sid).verifications.create(
+            to=new_phone(), channel="sms", rate_limits={"user_id": "u-1"})
+        self.assertEqual(first.status, "pending")
+        with self.assertRaises(TwilioRestException) as ctx:
+            client.verify.v2.services(svc.sid).verifications.create(
+                to=new_phone(), channel="sms", rate_limits={"user_id": "u-1"})
+        self.assertEqual((ctx.exception.status, ctx.exception.code), (429, 20429))
+        self.assertTrue(client.verify.v2.services(svc.sid).rate_limits(rl.sid).delete())
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -126,4 +126,34 @@ ojson encodeOutboxMessage(const OutboxMessage& m) {
   return j;
 }
 
+ojson encodeRateLimit(const RateLimit& r, const std::string& base) {
+  const std::string url = base + "/v2/Services/" + r.service_sid + "/RateLimits/" + r.sid;
+  ojson j;
+  j["sid"] = r.sid;
+  j["service_sid"] = r.service_sid;
+  j["account_sid"] = r.account_sid;
+  j["unique_name"] = r.unique_name;
+  j["description"] = orNull(r.description);
+  j["date_created"] = formatIso8601(r.date_created);
+  j["date_updated"] = formatIso8601(r.date_updated);
+  j["url"] = url;
+  j["links"] = ojson{{"buckets", url + "/Buckets"}};
+  return j;
+}
+
+ojson encodeBucket(const Bucket& b, const std::string& base) {
+  ojson j;
+  j["sid"] = b.sid;
+  j["rate_limit_sid"] = b.rate_limit_sid;
+  j["service_sid"] = b.service_sid;
+  j["account_sid"] = b.account_sid;
+  j["max"] = b.max;
+  j["interval"] = b.interval;
+  j["date_created"] = formatIso8601(b.date_created);
+  j["date_updated"] = formatIso8601(b.date_updated);
+  j["url"] = base + "/v2/Services/" + b.service_sid + "/RateLimits/" + b.rate_limit_sid +
+             "/Buckets/" + b.sid;
+  return j;
+}
+
 }  // namespace verifyd::twilio

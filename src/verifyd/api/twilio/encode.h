@@ -15,5 +15,7 @@ ojson encodeService(const Service& s, const std::string& base);
 std::string encodeVerification(const Verification& v, const std::string& base);
 std::string encodeVerificationCheck(const Verification& v);
 ojson encodeOutboxMessage(const OutboxMessage& m);
+ojson encodeRateLimit(const RateLimit& r, const std::string& base);
+ojson encodeBucket(const Bucket& b, const std::string& base);
 
 }  // namespace verifyd::twilio

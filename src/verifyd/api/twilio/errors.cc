@@ -1,5 +1,6 @@
 #include "verifyd/api/twilio/errors.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace verifyd::twilio {
@@ -37,6 +38,24 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
     case ErrorKind::kUnsupportedMediaType:
       status = 415, code = 20415;
       break;
+    case ErrorKind::kRateLimited:
+      status = 429, code = 20429, message = "Too many requests";
+      break;
+    case ErrorKind::kTooManyRateLimits:
+      status = 400, code = 60207;
+      break;
+    case ErrorKind::kDuplicateRateLimit:
+      status = 400, code = 60208;
+      break;
+    case ErrorKind::kInvalidRateLimitName:
+      status = 400, code = 60209;
+      break;
+    case ErrorKind::kTooManyBuckets:
+      status = 400, code = 60210;
+      break;
+    case ErrorKind::kDuplicateBucket:
+      status = 400, code = 60211;
+      break;
     case ErrorKind::kNotImplemented:
       status = 501, code = 20501;
       break;
@@ -56,6 +75,10 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
   ApiResponse r{status, j.dump(), {}};
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"verifyd\"");
   if (status == 503) r.headers.emplace_back("Retry-After", "1");
+  if (error.kind == ErrorKind::kRateLimited) {
+    r.headers.emplace_back("Retry-After", std::to_string(std::max(1LL, error.retry_after)));
+    if (!error.param.empty()) r.headers.emplace_back("Twilio-Reached-Rate-Limit", error.param);
+  }
   return r;
 }
 

@@ -88,11 +88,13 @@ using Completion = std::function<void(Result<T>)>;
 class VerificationStore {
  public:
   virtual ~VerificationStore() = default;
-  // Atomically: finds the pending verification for (service, to) that has not expired at `now`
-  // (or nullopt), calls `decide`, and writes what it returns (the verification and, when
-  // present, the outbox message) in one transaction. `decide` must own what it uses.
+  // Atomically: charges every rate limit bucket in `charges` (kRateLimited, with retry_after,
+  // when one is full at `now`; nothing is written then), finds the pending verification for
+  // (service, to) that has not expired at `now` (or nullopt), calls `decide`, and writes what it
+  // returns (the verification and, when present, the outbox message) in one transaction.
+  // `decide` must own what it uses.
   virtual void startAsync(
-      std::string service_sid, std::string to, UnixTime now,
+      std::string service_sid, std::string to, UnixTime now, std::vector<RateCharge> charges,
       std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
       Completion<Verification> done) = 0;
   // The verification with the key (latest for service and `to`), whatever its status.
@@ -111,6 +113,39 @@ class VerificationStore {
                               std::function<Result<Verification>(const Verification&)> change);
 };
 
+// Programmable rate limits and their buckets, per service. Limits on counts and uniqueness are
+// checked inside the write, so concurrent creates cannot exceed them.
+class RateLimitStore {
+ public:
+  virtual ~RateLimitStore() = default;
+  // kTooManyRateLimits beyond `max_per_service`; kDuplicateRateLimit for a taken unique name.
+  virtual Status createRateLimit(const RateLimit& limit, int max_per_service) = 0;
+  virtual Result<std::optional<RateLimit>> getRateLimit(std::string_view service_sid,
+                                                        std::string_view sid) = 0;
+  virtual Result<Page<RateLimit>> listRateLimits(std::string_view service_sid, PageCursor cursor,
+                                                 int page_size) = 0;
+  virtual Result<RateLimit> updateRateLimit(std::string_view service_sid, std::string_view sid,
+                                            std::optional<std::string> description,
+                                            UnixTime now) = 0;
+  // Deletes the limit with its buckets and their counts; kNotFound when absent.
+  virtual Status deleteRateLimit(std::string_view service_sid, std::string_view sid) = 0;
+
+  // kTooManyBuckets beyond `max_per_limit`; kDuplicateBucket for an interval already used.
+  virtual Status createBucket(const Bucket& bucket, int max_per_limit) = 0;
+  virtual Result<std::optional<Bucket>> getBucket(std::string_view rate_limit_sid,
+                                                  std::string_view sid) = 0;
+  virtual Result<Page<Bucket>> listBuckets(std::string_view rate_limit_sid, PageCursor cursor,
+                                           int page_size) = 0;
+  // Applies new max and/or interval; kDuplicateBucket if the interval is taken.
+  virtual Result<Bucket> updateBucket(std::string_view rate_limit_sid, std::string_view sid,
+                                      std::optional<int> max, std::optional<int> interval,
+                                      UnixTime now) = 0;
+  virtual Status deleteBucket(std::string_view rate_limit_sid, std::string_view sid) = 0;
+  // Every bucket of the service's rate limits, with the limit's unique name (for enforcement).
+  virtual Result<std::vector<std::pair<std::string, Bucket>>> bucketsOfService(
+      std::string_view service_sid) = 0;
+};
+
 class OutboxStore {
  public:
   virtual ~OutboxStore() = default;
@@ -125,7 +160,7 @@ inline Result<Verification> VerificationStore::start(
     std::function<Result<StartWrite>(const std::optional<Verification>&)> decide) {
   std::promise<Result<Verification>> promise;
   auto future = promise.get_future();
-  startAsync(std::string(service_sid), std::string(to), now, std::move(decide),
+  startAsync(std::string(service_sid), std::string(to), now, {}, std::move(decide),
              [&promise](Result<Verification> r) { promise.set_value(std::move(r)); });
   return future.get();
 }
@@ -143,6 +178,7 @@ inline Result<Verification> VerificationStore::mutate(
 class Store : public AccountStore,
               public ServiceStore,
               public VerificationStore,
+              public RateLimitStore,
               public OutboxStore {};
 
 }  // namespace verifyd

@@ -41,6 +41,23 @@ CREATE INDEX outbox_by_account ON outbox(account_sid, seq);
 PRAGMA user_version = 1;
 )sql";
 
+// Version 2: programmable rate limits, their buckets, and the starts each bucket counted.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE rate_limits(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, service_sid TEXT NOT NULL,
+  account_sid TEXT NOT NULL, unique_name TEXT NOT NULL, description TEXT,
+  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL, UNIQUE(service_sid, unique_name));
+CREATE TABLE buckets(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, rate_limit_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, account_sid TEXT NOT NULL, max INTEGER NOT NULL,
+  interval INTEGER NOT NULL, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL,
+  UNIQUE(rate_limit_sid, interval));
+CREATE TABLE rate_events(bucket_sid TEXT NOT NULL, key TEXT NOT NULL, t INTEGER NOT NULL);
+CREATE INDEX rate_events_by_key ON rate_events(bucket_sid, key, t);
+PRAGMA user_version = 2;
+)sql";
+constexpr int kSchemaVersion = 2;
+
 template <class T>
 void put(json& j, const char* k, const std::optional<T>& v) {
   if (v) j[k] = *v;
@@ -265,12 +282,14 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     if (!row) return fail(row.error());
     version = q.integer(0);
   }
-  if (version > 1)
+  if (version > kSchemaVersion)
     return fail(Error::internal("database schema is newer than this verifyd (version " +
                                 std::to_string(version) + ")"));
-  if (version < 1) {
+  // Each step runs in its own transaction, so an interrupted upgrade resumes where it stopped.
+  const char* steps[] = {kSchemaV1, kSchemaV2};
+  for (std::int64_t v = version; v < kSchemaVersion; ++v) {
     if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
-    if (auto st = d.exec(kSchemaV1); !st) {
+    if (auto st = d.exec(steps[v]); !st) {
       (void)d.exec("ROLLBACK");
       return fail(st.error());
     }
@@ -604,7 +623,14 @@ Status SqliteStore::deleteService(std::string_view account_sid, std::string_view
     auto del = db.query("DELETE FROM services WHERE sid = ?1 AND account_sid = ?2");
     if (auto st = del.bind(1, sid).bind(2, account_sid).run(); !st) return st;
     if (db.changes() == 0) return fail(Error::notFound());
-    return db.query("DELETE FROM verifications WHERE service_sid = ?1").bind(1, sid).run();
+    for (const char* sql :
+         {"DELETE FROM verifications WHERE service_sid = ?1",
+          "DELETE FROM rate_events WHERE bucket_sid IN (SELECT sid FROM buckets WHERE service_sid "
+          "= ?1)",
+          "DELETE FROM buckets WHERE service_sid = ?1",
+          "DELETE FROM rate_limits WHERE service_sid = ?1"})
+      if (auto st = db.query(sql).bind(1, sid).run(); !st) return st;
+    return {};
   });
   forgetService(sid);
   return st;
@@ -631,6 +657,41 @@ Result<std::optional<Verification>> selectVerification(Db& db, const Verificatio
   return fetchOne(q);
 }
 
+// Sliding-window counts: a start is allowed when fewer than `max` starts of the same key were
+// counted in the bucket during the last `interval` seconds. Runs on the writer, so the count
+// and the insert are atomic.
+Status chargeBuckets(Db& db, const std::vector<RateCharge>& charges, UnixTime now) {
+  for (const auto& c : charges) {
+    if (auto st = db.query("DELETE FROM rate_events WHERE bucket_sid = ?1 AND key = ?2 AND t <= ?3")
+                      .bind(1, c.bucket_sid)
+                      .bind(2, c.key)
+                      .bind(3, static_cast<std::int64_t>(now - c.interval))
+                      .run();
+        !st)
+      return st;
+    Query q =
+        db.query("SELECT COUNT(*), MIN(t) FROM rate_events WHERE bucket_sid = ?1 AND key = ?2");
+    q.bind(1, c.bucket_sid).bind(2, c.key);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (q.integer(0) >= c.max) {
+      Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
+      e.param = c.rate_limit_name;
+      e.retry_after = q.integer(1) + c.interval - now;
+      return fail(e);
+    }
+  }
+  for (const auto& c : charges)
+    if (auto st = db.query("INSERT INTO rate_events(bucket_sid, key, t) VALUES(?1, ?2, ?3)")
+                      .bind(1, c.bucket_sid)
+                      .bind(2, c.key)
+                      .bind(3, static_cast<std::int64_t>(now))
+                      .run();
+        !st)
+      return st;
+  return {};
+}
+
 Status insertMessage(Db& db, const OutboxMessage& m) {
   return db
       .query(
@@ -650,12 +711,13 @@ Status insertMessage(Db& db, const OutboxMessage& m) {
 }  // namespace
 
 void SqliteStore::startAsync(
-    std::string service_sid, std::string to, UnixTime now,
+    std::string service_sid, std::string to, UnixTime now, std::vector<RateCharge> charges,
     std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
     Completion<Verification> done) {
   auto out = std::make_shared<Verification>();
   auto fn = [service_sid = std::move(service_sid), to = std::move(to), now,
-             decide = std::move(decide), out](Db& db) -> Status {
+             charges = std::move(charges), decide = std::move(decide), out](Db& db) -> Status {
+    if (auto st = chargeBuckets(db, charges, now); !st) return st;
     std::optional<Verification> pending;
     {
       Query q = db.query(kSelectPendingVerification.c_str());
@@ -725,6 +787,262 @@ void SqliteStore::mutateAsync(VerificationKey key,
   writeAsync(std::move(fn), [out, done = std::move(done)](Status st) {
     if (!st) return done(fail(st.error()));
     done(std::move(*out));
+  });
+}
+
+// ---- rate limits ----------------------------------------------------------------------------
+
+namespace {
+constexpr const char* kRateLimitCols =
+    "seq, sid, service_sid, account_sid, unique_name, description, date_created, date_updated";
+constexpr const char* kBucketCols =
+    "seq, sid, rate_limit_sid, service_sid, account_sid, max, interval, date_created, date_updated";
+const std::string kSelectRateLimit = std::string("SELECT ") + kRateLimitCols +
+                                     " FROM rate_limits WHERE sid = ?1 AND service_sid = ?2";
+const std::string kSelectBucket =
+    std::string("SELECT ") + kBucketCols + " FROM buckets WHERE sid = ?1 AND rate_limit_sid = ?2";
+
+RateLimit readRateLimit(const Query& q) {
+  return RateLimit{q.text(1),    q.text(2),    q.text(3),   q.text(4),
+                   q.optText(5), q.integer(6), q.integer(7)};
+}
+Bucket readBucket(const Query& q) {
+  return Bucket{q.text(1),
+                q.text(2),
+                q.text(3),
+                q.text(4),
+                static_cast<int>(q.integer(5)),
+                static_cast<int>(q.integer(6)),
+                q.integer(7),
+                q.integer(8)};
+}
+
+template <class T, class ReadRow>
+Result<std::optional<T>> selectOne(Db& db, const std::string& sql, std::string_view a,
+                                   std::string_view b, ReadRow readRow) {
+  Query q = db.query(sql.c_str());
+  q.bind(1, a).bind(2, b);
+  auto row = q.step();
+  if (!row) return fail(row.error());
+  if (!*row) return std::optional<T>();
+  return std::optional<T>(readRow(q));
+}
+
+Result<std::int64_t> count(Db& db, const char* sql, std::string_view a) {
+  Query q = db.query(sql);
+  q.bind(1, a);
+  auto row = q.step();
+  if (!row) return fail(row.error());
+  return q.integer(0);
+}
+}  // namespace
+
+Status SqliteStore::createRateLimit(const RateLimit& r, int max_per_service) {
+  return write([&](Db& db) -> Status {
+    auto n = count(db, "SELECT COUNT(*) FROM rate_limits WHERE service_sid = ?1", r.service_sid);
+    if (!n) return fail(n.error());
+    if (*n >= max_per_service)
+      return fail(Error::of(ErrorKind::kTooManyRateLimits, "Max number of Rate Limits reached (" +
+                                                               std::to_string(max_per_service) +
+                                                               " per Service)"));
+    Query dup = db.query("SELECT 1 FROM rate_limits WHERE service_sid = ?1 AND unique_name = ?2");
+    dup.bind(1, r.service_sid).bind(2, r.unique_name);
+    auto row = dup.step();
+    if (!row) return fail(row.error());
+    if (*row)
+      return fail(Error::of(ErrorKind::kDuplicateRateLimit,
+                            "A Rate Limit with UniqueName " + r.unique_name + " already exists"));
+    return db
+        .query(
+            "INSERT INTO rate_limits(sid, service_sid, account_sid, unique_name, description, "
+            "date_created, date_updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .bind(1, r.sid)
+        .bind(2, r.service_sid)
+        .bind(3, r.account_sid)
+        .bind(4, r.unique_name)
+        .bind(5, r.description)
+        .bind(6, static_cast<std::int64_t>(r.date_created))
+        .bind(7, static_cast<std::int64_t>(r.date_updated))
+        .run();
+  });
+}
+
+Result<std::optional<RateLimit>> SqliteStore::getRateLimit(std::string_view service_sid,
+                                                           std::string_view sid) {
+  return read<std::optional<RateLimit>>([&](Db& db) {
+    return selectOne<RateLimit>(db, kSelectRateLimit, sid, service_sid, readRateLimit);
+  });
+}
+
+Result<Page<RateLimit>> SqliteStore::listRateLimits(std::string_view service_sid, PageCursor cursor,
+                                                    int page_size) {
+  return read<Page<RateLimit>>([&](Db& db) {
+    return pageQuery<RateLimit>(
+        db, kRateLimitCols, "rate_limits", "service_sid = ?1", 1, true, cursor, page_size,
+        [&](Query& q) { q.bind(1, service_sid); }, readRateLimit);
+  });
+}
+
+Result<RateLimit> SqliteStore::updateRateLimit(std::string_view service_sid, std::string_view sid,
+                                               std::optional<std::string> description,
+                                               UnixTime now) {
+  RateLimit out;
+  Status st = write([&](Db& db) -> Status {
+    auto found = selectOne<RateLimit>(db, kSelectRateLimit, sid, service_sid, readRateLimit);
+    if (!found) return fail(found.error());
+    if (!*found) return fail(Error::notFound());
+    out = std::move(**found);
+    if (description) out.description = description->empty() ? std::nullopt : description;
+    out.date_updated = now;
+    return db.query("UPDATE rate_limits SET description = ?1, date_updated = ?2 WHERE sid = ?3")
+        .bind(1, out.description)
+        .bind(2, static_cast<std::int64_t>(now))
+        .bind(3, sid)
+        .run();
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+Status SqliteStore::deleteRateLimit(std::string_view service_sid, std::string_view sid) {
+  return write([&](Db& db) -> Status {
+    if (auto st = db.query("DELETE FROM rate_limits WHERE sid = ?1 AND service_sid = ?2")
+                      .bind(1, sid)
+                      .bind(2, service_sid)
+                      .run();
+        !st)
+      return st;
+    if (db.changes() == 0) return fail(Error::notFound());
+    if (auto st = db.query("DELETE FROM rate_events WHERE bucket_sid IN "
+                           "(SELECT sid FROM buckets WHERE rate_limit_sid = ?1)")
+                      .bind(1, sid)
+                      .run();
+        !st)
+      return st;
+    return db.query("DELETE FROM buckets WHERE rate_limit_sid = ?1").bind(1, sid).run();
+  });
+}
+
+Status SqliteStore::createBucket(const Bucket& b, int max_per_limit) {
+  return write([&](Db& db) -> Status {
+    auto n = count(db, "SELECT COUNT(*) FROM buckets WHERE rate_limit_sid = ?1", b.rate_limit_sid);
+    if (!n) return fail(n.error());
+    if (*n >= max_per_limit)
+      return fail(Error::of(
+          ErrorKind::kTooManyBuckets,
+          "Max number of Buckets reached (" + std::to_string(max_per_limit) + " per Rate Limit)"));
+    Query dup = db.query("SELECT 1 FROM buckets WHERE rate_limit_sid = ?1 AND interval = ?2");
+    dup.bind(1, b.rate_limit_sid).bind(2, b.interval);
+    auto row = dup.step();
+    if (!row) return fail(row.error());
+    if (*row)
+      return fail(Error::of(ErrorKind::kDuplicateBucket,
+                            "A Bucket with Interval " + std::to_string(b.interval) +
+                                " already exists for this Rate Limit"));
+    return db
+        .query(
+            "INSERT INTO buckets(sid, rate_limit_sid, service_sid, account_sid, max, interval, "
+            "date_created, date_updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+        .bind(1, b.sid)
+        .bind(2, b.rate_limit_sid)
+        .bind(3, b.service_sid)
+        .bind(4, b.account_sid)
+        .bind(5, b.max)
+        .bind(6, b.interval)
+        .bind(7, static_cast<std::int64_t>(b.date_created))
+        .bind(8, static_cast<std::int64_t>(b.date_updated))
+        .run();
+  });
+}
+
+Result<std::optional<Bucket>> SqliteStore::getBucket(std::string_view rate_limit_sid,
+                                                     std::string_view sid) {
+  return read<std::optional<Bucket>>([&](Db& db) {
+    return selectOne<Bucket>(db, kSelectBucket, sid, rate_limit_sid, readBucket);
+  });
+}
+
+Result<Page<Bucket>> SqliteStore::listBuckets(std::string_view rate_limit_sid, PageCursor cursor,
+                                              int page_size) {
+  return read<Page<Bucket>>([&](Db& db) {
+    return pageQuery<Bucket>(
+        db, kBucketCols, "buckets", "rate_limit_sid = ?1", 1, true, cursor, page_size,
+        [&](Query& q) { q.bind(1, rate_limit_sid); }, readBucket);
+  });
+}
+
+Result<Bucket> SqliteStore::updateBucket(std::string_view rate_limit_sid, std::string_view sid,
+                                         std::optional<int> max, std::optional<int> interval,
+                                         UnixTime now) {
+  Bucket out;
+  Status st = write([&](Db& db) -> Status {
+    auto found = selectOne<Bucket>(db, kSelectBucket, sid, rate_limit_sid, readBucket);
+    if (!found) return fail(found.error());
+    if (!*found) return fail(Error::notFound());
+    out = std::move(**found);
+    if (interval && *interval != out.interval) {
+      Query dup = db.query("SELECT 1 FROM buckets WHERE rate_limit_sid = ?1 AND interval = ?2");
+      dup.bind(1, rate_limit_sid).bind(2, *interval);
+      auto row = dup.step();
+      if (!row) return fail(row.error());
+      if (*row)
+        return fail(Error::of(ErrorKind::kDuplicateBucket,
+                              "A Bucket with Interval " + std::to_string(*interval) +
+                                  " already exists for this Rate Limit"));
+      out.interval = *interval;
+    }
+    if (max) out.max = *max;
+    out.date_updated = now;
+    return db.query("UPDATE buckets SET max = ?1, interval = ?2, date_updated = ?3 WHERE sid = ?4")
+        .bind(1, out.max)
+        .bind(2, out.interval)
+        .bind(3, static_cast<std::int64_t>(now))
+        .bind(4, sid)
+        .run();
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+Status SqliteStore::deleteBucket(std::string_view rate_limit_sid, std::string_view sid) {
+  return write([&](Db& db) -> Status {
+    if (auto st = db.query("DELETE FROM buckets WHERE sid = ?1 AND rate_limit_sid = ?2")
+                      .bind(1, sid)
+                      .bind(2, rate_limit_sid)
+                      .run();
+        !st)
+      return st;
+    if (db.changes() == 0) return fail(Error::notFound());
+    return db.query("DELETE FROM rate_events WHERE bucket_sid = ?1").bind(1, sid).run();
+  });
+}
+
+Result<std::vector<std::pair<std::string, Bucket>>> SqliteStore::bucketsOfService(
+    std::string_view service_sid) {
+  using Out = std::vector<std::pair<std::string, Bucket>>;
+  return read<Out>([&](Db& db) -> Result<Out> {
+    static const std::string sql =
+        "SELECT r.unique_name, b.seq, b.sid, b.rate_limit_sid, b.service_sid, b.account_sid, "
+        "b.max, b.interval, b.date_created, b.date_updated FROM buckets b JOIN rate_limits r ON "
+        "r.sid = b.rate_limit_sid WHERE b.service_sid = ?1 ORDER BY b.seq";
+    Query q = db.query(sql.c_str());
+    q.bind(1, service_sid);
+    Out out;
+    for (;;) {
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (!*row) break;
+      Bucket b{q.text(2),
+               q.text(3),
+               q.text(4),
+               q.text(5),
+               static_cast<int>(q.integer(6)),
+               static_cast<int>(q.integer(7)),
+               q.integer(8),
+               q.integer(9)};
+      out.emplace_back(q.text(0), std::move(b));
+    }
+    return out;
   });
 }
 

@@ -45,12 +45,33 @@ class SqliteStore final : public Store {
   Status deleteService(std::string_view account_sid, std::string_view sid) override;
 
   void startAsync(std::string service_sid, std::string to, UnixTime now,
+                  std::vector<RateCharge> charges,
                   std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
                   Completion<Verification> done) override;
   Result<std::optional<Verification>> getVerification(const VerificationKey& key) override;
   void mutateAsync(VerificationKey key,
                    std::function<Result<Verification>(const Verification&)> change,
                    Completion<Verification> done) override;
+
+  Status createRateLimit(const RateLimit& limit, int max_per_service) override;
+  Result<std::optional<RateLimit>> getRateLimit(std::string_view service_sid,
+                                                std::string_view sid) override;
+  Result<Page<RateLimit>> listRateLimits(std::string_view service_sid, PageCursor cursor,
+                                         int page_size) override;
+  Result<RateLimit> updateRateLimit(std::string_view service_sid, std::string_view sid,
+                                    std::optional<std::string> description, UnixTime now) override;
+  Status deleteRateLimit(std::string_view service_sid, std::string_view sid) override;
+  Status createBucket(const Bucket& bucket, int max_per_limit) override;
+  Result<std::optional<Bucket>> getBucket(std::string_view rate_limit_sid,
+                                          std::string_view sid) override;
+  Result<Page<Bucket>> listBuckets(std::string_view rate_limit_sid, PageCursor cursor,
+                                   int page_size) override;
+  Result<Bucket> updateBucket(std::string_view rate_limit_sid, std::string_view sid,
+                              std::optional<int> max, std::optional<int> interval,
+                              UnixTime now) override;
+  Status deleteBucket(std::string_view rate_limit_sid, std::string_view sid) override;
+  Result<std::vector<std::pair<std::string, Bucket>>> bucketsOfService(
+      std::string_view service_sid) override;
 
   Result<Page<OutboxMessage>> listMessages(std::string_view account_sid, std::string_view to,
                                            PageCursor cursor, int page_size) override;
