@@ -1248,6 +1248,43 @@ class DevOutboxOffTest(Base):
         self.assertNotIn(b"verification code", json.dumps(b).encode() if isinstance(b, dict) else b)
 
 
+class AuthThrottlingTest(Base):
+    """Failed authentication from one address is slowed, then refused (low limits via flags)."""
+    srv = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Verifyd(extra_args=["--auth-failures-before-delay", "2",
+                                      "--auth-failures-before-refusal", "4",
+                                      "--auth-failure-window", "60"])
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.stop()
+        finally:
+            cls.srv.cleanup()
+
+    def test_slowed_then_refused(self):
+        bad = (self.s.account_sid, "not-the-token")
+        times = []
+        for _ in range(4):
+            t0 = time.monotonic()
+            st, h, b = self.req("GET", "/v2/Services", auth=bad)
+            times.append(time.monotonic() - t0)
+            self.assertEqual((st, b["code"]), (401, 20003))
+        self.assertLess(times[0], 0.9)   # failures 1 and 2: answered at once
+        self.assertLess(times[1], 0.9)
+        self.assertGreater(times[2], 0.9)  # failure 3: held back about 1 s
+        self.assertGreater(times[3], 1.9)  # failure 4: about 2 s
+        # Now every request from this address is refused, valid credentials included.
+        resp = self.req("GET", "/v2/Services")
+        self.assert_error(resp, 429, 20429, "Too many requests")
+        self.assertIn("retry-after", {k.lower() for k in resp[1].keys()})
+        # and the server still answers what needs no credentials
+        self.assertEqual(self.req("GET", "/healthz", auth=None)[0], 200)
+
+
 class CodeTtlTest(Base):
     srv = None
 

@@ -29,7 +29,7 @@ class RouterTest : public ::testing::Test {
         std::make_unique<Verifier>(*store_, keyring_, phones_, clock_, random_, VerifierOptions{});
     rate_limits_ = std::make_unique<RateLimitRegistry>(*store_, *store_, clock_, random_);
     router_ = std::make_unique<Router>(*accounts_, *services_, *rate_limits_, *verifier_, *store_,
-                                       RouterOptions{"http://verifyd.test", true});
+                                       clock_, options(true));
     auto cred = *accounts_->createAccount("test");
     auth_ = "Basic " + twilio::base64Encode(cred.sid + ":" + cred.secret);
     account_ = cred.sid;
@@ -39,7 +39,13 @@ class RouterTest : public ::testing::Test {
                    std::string content_type = "application/x-www-form-urlencoded",
                    std::optional<std::string> auth = std::nullopt) {
     return router_->handle(ApiRequest{std::move(method), std::move(target), std::move(content_type),
-                                      auth.value_or(auth_), std::move(body)});
+                                      auth.value_or(auth_), std::move(body), client_});
+  }
+  static RouterOptions options(bool dev_outbox) {
+    RouterOptions o;
+    o.public_url = "http://verifyd.test";
+    o.dev_outbox = dev_outbox;
+    return o;
   }
   static json body(const ApiResponse& r) { return json::parse(r.body); }
   static void expectError(const ApiResponse& r, int status, int code) {
@@ -66,6 +72,7 @@ class RouterTest : public ::testing::Test {
   std::unique_ptr<RateLimitRegistry> rate_limits_;
   std::unique_ptr<Router> router_;
   std::string auth_, account_;
+  std::string client_ = "192.0.2.1";
 };
 
 TEST_F(RouterTest, ServiceCreateReturnsEveryFieldInOrder) {
@@ -240,9 +247,8 @@ TEST_F(RouterTest, VerificationLifecycleOverTheWire) {
 }
 
 TEST_F(RouterTest, DevOutboxCanBeTurnedOff) {
-  Router off(*accounts_, *services_, *rate_limits_, *verifier_, *store_,
-             RouterOptions{"http://verifyd.test", false});
-  auto r = off.handle(ApiRequest{"GET", "/dev/v1/Messages", "", auth_, ""});
+  Router off(*accounts_, *services_, *rate_limits_, *verifier_, *store_, clock_, options(false));
+  auto r = off.handle(ApiRequest{"GET", "/dev/v1/Messages", "", auth_, "", client_});
   expectError(r, 404, 20404);
 }
 
@@ -316,6 +322,37 @@ TEST_F(RouterTest, RateLimitsParameterIsEnforcedPerKeyValue) {
   EXPECT_EQ(start("%2B15017122664", "%7B%22end_user_ip%22%3A%221.2.3.4%22%7D").status, 201);
   expectError(start("%2B15017122665", "%7B%22unknown%22%3A%22x%22%7D"), 400, 60200);
   expectError(start("%2B15017122665", "not-json"), 400, 60200);
+}
+
+TEST_F(RouterTest, RepeatedFailedAuthenticationIsSlowedThenRefusedForThatAddressOnly) {
+  const std::string bad = "Basic " + twilio::base64Encode(account_ + ":wrong-token-value");
+  for (int i = 1; i <= 20; ++i) {
+    auto r = call("GET", "/v2/Services", "", "", bad);
+    ASSERT_EQ(r.status, 401) << i;
+    EXPECT_EQ(r.delay_ms, i <= 5 ? 0 : std::min(5000, 1000 * (i - 5))) << i;
+  }
+  // Refused now, even with the right credentials, from this address …
+  auto refused = call("GET", "/v2/Services");
+  expectError(refused, 429, 20429);
+  // … but not from another one.
+  client_ = "192.0.2.2";
+  EXPECT_EQ(call("GET", "/v2/Services").status, 200);
+  client_ = "192.0.2.1";
+  clock_.advance(300);
+  EXPECT_EQ(call("GET", "/v2/Services").status, 200);
+}
+
+TEST_F(RouterTest, FetchesOfOneVerificationAreLimited) {
+  std::string svc = body(call("POST", "/v2/Services", "FriendlyName=Acme"))["sid"];
+  const std::string base = "/v2/Services/" + svc;
+  std::string sid =
+      body(call("POST", base + "/Verifications", "To=%2B15017122661&Channel=sms"))["sid"];
+  for (int i = 0; i < 60; ++i)
+    ASSERT_EQ(call("GET", base + "/Verifications/" + sid).status, 200) << i;
+  auto limited = call("GET", base + "/Verifications/" + sid);
+  expectError(limited, 429, 20429);
+  clock_.advance(60);
+  EXPECT_EQ(call("GET", base + "/Verifications/" + sid).status, 200);
 }
 
 }  // namespace

@@ -136,6 +136,30 @@ TEST_F(VerifierTest, ResendKeepsSidAndCodeAndSixthSendIsRefused) {
   EXPECT_EQ(sent_.size(), 5u);
 }
 
+TEST_F(VerifierTest, SendsToOneDestinationAreCountedAcrossVerifications) {
+  auto first = start();
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(start());  // a resend: 2 sends
+  ASSERT_TRUE(verifier_->update(kAccount, service_, first->sid, "canceled"));
+  auto second = start();  // a new verification: send 3
+  ASSERT_TRUE(second);
+  EXPECT_NE(second->sid, first->sid);
+  clock_.advance(30);
+  ASSERT_TRUE(start());  // sends 4 and 5, resends of the second
+  ASSERT_TRUE(start());
+  ASSERT_TRUE(verifier_->update(kAccount, service_, second->sid, "canceled"));
+  // A new verification after a cancel does not reset the count within the window.
+  auto sixth = start();
+  ASSERT_FALSE(sixth);
+  EXPECT_EQ(sixth.error().kind, ErrorKind::kMaxSendAttempts);
+  EXPECT_EQ(sixth.error().retry_after, 570);
+  EXPECT_EQ(sent_.size(), 5u);
+  // Another number is not affected; the window frees this one.
+  EXPECT_TRUE(start("+15017122662"));
+  clock_.advance(570);
+  EXPECT_TRUE(start());
+}
+
 TEST_F(VerifierTest, FifthWrongCheckEndsItAndLaterChecksAreRefused) {
   ASSERT_TRUE(start());
   std::string code = lastCode();

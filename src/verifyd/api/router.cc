@@ -168,13 +168,15 @@ const std::set<std::string> kLaterTopResources = {"Attempts", "SafeList", "Templ
 }  // namespace
 
 Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-               Verifier& verifier, OutboxStore& outbox, RouterOptions options)
+               Verifier& verifier, OutboxStore& outbox, Clock& clock, RouterOptions options)
     : accounts_(accounts),
       services_(services),
       rate_limits_(rate_limits),
       verifier_(verifier),
       outbox_(outbox),
-      options_(std::move(options)) {}
+      clock_(clock),
+      options_(std::move(options)),
+      auth_failures_({{options_.auth_failures_before_refusal, options_.auth_failure_window}}) {}
 
 ApiResponse Router::handle(const ApiRequest& req) {
   std::promise<ApiResponse> promise;
@@ -220,8 +222,23 @@ std::optional<ApiResponse> Router::prepare(Call& call) {
     bool api = !call.segments.empty() && (call.segments[0] == "v2" || call.segments[0] == "dev");
     if (!api) return twilio::renderError(Error::notFound(), call.resource);
 
+    const UnixTime now = clock_.now();
+    const std::string& client = req.client_address;
+    if (auth_failures_.count(client, now) >= options_.auth_failures_before_refusal) {
+      Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
+      e.retry_after = options_.auth_failure_window;
+      return twilio::renderError(e, call.resource);
+    }
     auto account = authenticate(accounts_, req.authorization);
-    if (!account) return twilio::renderError(account.error(), call.resource);
+    if (!account) {
+      ApiResponse r = twilio::renderError(account.error(), call.resource);
+      if (account.error().kind == ErrorKind::kUnauthenticated) {
+        int failures = auth_failures_.record(client, now);
+        int over = failures - options_.auth_failures_before_delay;
+        if (over > 0) r.delay_ms = std::min(5000, 1000 * over);
+      }
+      return r;
+    }
     call.account_sid = *account;
 
     auto query = twilio::parseForm(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));

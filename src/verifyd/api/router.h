@@ -8,18 +8,25 @@
 #include "verifyd/core/rate_limits.h"
 #include "verifyd/core/service_registry.h"
 #include "verifyd/core/verifier.h"
+#include "verifyd/core/window_limiter.h"
 
 namespace verifyd {
 
 struct RouterOptions {
   std::string public_url;  // no trailing slash
   bool dev_outbox = true;
+  // Failed authentication per client address within `auth_failure_window` seconds: past the
+  // first threshold each 401 is held back (1 s more per failure, at most 5 s); at the second,
+  // the address is refused (429) until failures leave the window. Other addresses are unaffected.
+  int auth_failures_before_delay = 5;
+  int auth_failures_before_refusal = 20;
+  int auth_failure_window = 300;
 };
 
 class Router {
  public:
   Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-         Verifier& verifier, OutboxStore& outbox, RouterOptions options);
+         Verifier& verifier, OutboxStore& outbox, Clock& clock, RouterOptions options);
   // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
   // a verification complete later, on the Verifier's executor; the rest before returning.
   void handle(const ApiRequest& request, Respond respond);
@@ -49,7 +56,9 @@ class Router {
   RateLimitRegistry& rate_limits_;
   Verifier& verifier_;
   OutboxStore& outbox_;
+  Clock& clock_;
   RouterOptions options_;
+  WindowLimiter auth_failures_;
 };
 
 }  // namespace verifyd

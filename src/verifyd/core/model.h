@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "verifyd/common/clock.h"
+#include "verifyd/common/error.h"
 
 namespace verifyd {
 
@@ -135,6 +136,9 @@ struct RateCharge {
   std::string key;              // the value the app passed
   int max = 0;
   int interval = 0;
+  // What a full bucket answers: kRateLimited for programmable limits, kMaxSendAttempts for the
+  // built-in per-destination send limit.
+  ErrorKind when_full = ErrorKind::kRateLimited;
 };
 
 // A message verifyd would deliver, kept in the dev outbox with its rendered text.

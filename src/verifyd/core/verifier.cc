@@ -41,7 +41,8 @@ Verifier::Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& pho
       random_(random),
       options_(options),
       sink_(std::move(sink)),
-      executor_(executor ? std::move(executor) : [](std::function<void()> fn) { fn(); }) {}
+      executor_(executor ? std::move(executor) : [](std::function<void()> fn) { fn(); }),
+      fetch_limiter_(options_.fetch_limits) {}
 
 namespace {
 template <class T>
@@ -213,6 +214,10 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
       if (!known) return error(Error::invalid("RateLimits", "no rate limit named '" + name + "'"));
     }
   }
+  if (options_.max_sends_per_destination > 0)
+    charges.push_back(RateCharge{"builtin:destination", "", service_sid + "|" + p.to,
+                                 options_.max_sends_per_destination,
+                                 options_.destination_window_seconds, ErrorKind::kMaxSendAttempts});
   store_.startAsync(service_sid, p.to, now, std::move(charges), std::move(decide),
                     [this, sent, done = std::move(done)](Result<Verification> r) {
                       executor_([this, sent, done, r = std::move(r)]() mutable {
@@ -263,6 +268,11 @@ Result<Verification> Verifier::fetch(const std::string& account_sid, const std::
                                      const std::string& sid_or_to) {
   auto svc = service(account_sid, service_sid);
   if (!svc) return fail(svc.error());
+  if (auto wait = fetch_limiter_.acquire(service_sid + "|" + sid_or_to, clock_.now())) {
+    Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
+    e.retry_after = *wait;
+    return fail(e);
+  }
   auto found = store_.getVerification(keyFor(service_sid, sid_or_to));
   if (!found) return fail(found.error());
   if (!*found || (*found)->account_sid != account_sid || (*found)->status != status::kPending ||

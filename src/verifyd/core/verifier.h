@@ -13,12 +13,19 @@
 #include "verifyd/core/ports/keyring.h"
 #include "verifyd/core/ports/phone_numbers.h"
 #include "verifyd/core/ports/stores.h"
+#include "verifyd/core/window_limiter.h"
 
 namespace verifyd {
 
 struct VerifierOptions {
   int code_ttl_seconds = 600;  // Twilio: a code is valid for 10 minutes
   int max_send_attempts = 5;   // sends per verification; the 6th answers kMaxSendAttempts
+  // Sends to one destination (service and `To`) across verifications within the window: a new
+  // verification does not reset the count (Twilio's per-number limit). 0 turns it off.
+  int max_sends_per_destination = 5;
+  int destination_window_seconds = 600;
+  // Fetches of one verification (Twilio: 60 a minute, 180 an hour, 250 a day).
+  std::vector<Window> fetch_limits = {{60, 60}, {180, 3600}, {250, 86400}};
   int max_check_attempts = 5;  // checks per verification; the 5th wrong one ends it
   bool dev_outbox = true;      // keep every message in the dev outbox
 };
@@ -66,7 +73,8 @@ class Verifier {
   // kMaxCheckAttempts (ended by failed checks and not yet expired), kInvalidArgument.
   void checkAsync(const std::string& account_sid, const std::string& service_sid,
                   const CheckParams& params, Done<Verification> done);
-  // A pending verification by SID or by `To`; kNotFound once it has ended or expired.
+  // A pending verification by SID or by `To`; kNotFound once it has ended or expired;
+  // kRateLimited beyond the fetch limits of one verification.
   Result<Verification> fetch(const std::string& account_sid, const std::string& service_sid,
                              const std::string& sid_or_to);
   // Sets status `canceled` or `approved` on a pending verification.
@@ -97,6 +105,7 @@ class Verifier {
   VerifierOptions options_;
   MessageSink sink_;
   Executor executor_;
+  WindowLimiter fetch_limiter_;
 };
 
 }  // namespace verifyd

@@ -38,7 +38,14 @@ Response toBeast(ApiResponse api, unsigned version, bool keep_alive) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, const Handler& handler)
-      : stream_(std::move(socket)), options_(options), handler_(handler) {}
+      : stream_(std::move(socket)),
+        timer_(stream_.get_executor()),
+        options_(options),
+        handler_(handler) {
+    beast::error_code ec;
+    auto peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) client_address_ = peer.address().to_string();
+  }
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->readHeader(); });
@@ -99,6 +106,7 @@ class Session : public std::enable_shared_from_this<Session> {
     api.content_type = std::string(req[http::field::content_type]);
     api.authorization = std::string(req[http::field::authorization]);
     api.body = std::move(req.body());
+    api.client_address = client_address_;
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
     const bool head = req.method() == http::verb::head;
@@ -120,6 +128,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void reply(ApiResponse api, unsigned version, bool keep_alive) {
+    if (api.delay_ms > 0) {
+      // Held back without holding a thread: the timer completes on this connection's strand.
+      int delay = api.delay_ms;
+      api.delay_ms = 0;
+      timer_.expires_after(std::chrono::milliseconds(delay));
+      timer_.async_wait([self = shared_from_this(), api = std::move(api), version,
+                         keep_alive](beast::error_code) mutable {
+        self->reply(std::move(api), version, keep_alive);
+      });
+      return;
+    }
     auto res = std::make_shared<Response>(toBeast(std::move(api), version, keep_alive));
     http::async_write(
         stream_, *res,
@@ -136,6 +155,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer timer_;
+  std::string client_address_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const HttpServerOptions& options_;

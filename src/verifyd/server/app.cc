@@ -136,6 +136,11 @@ int serve(const ServeConfig& cfg) {
   VerifierOptions vopts;
   vopts.code_ttl_seconds = cfg.code_ttl;
   vopts.dev_outbox = cfg.dev_outbox;
+  vopts.max_sends_per_destination = cfg.max_sends_per_destination;
+  vopts.destination_window_seconds = cfg.destination_window;
+  vopts.fetch_limits = {{cfg.max_fetches_per_minute, 60},
+                        {cfg.max_fetches_per_hour, 3600},
+                        {cfg.max_fetches_per_day, 86400}};
   HttpServerOptions hopts;
   hopts.host = host;
   hopts.port = port;
@@ -169,7 +174,11 @@ int serve(const ServeConfig& cfg) {
   if (ropts.public_url.empty())
     ropts.public_url = "http://" + url_host + ":" + std::to_string(*bound);
   RateLimitRegistry rate_limits(*rt.store, *rt.store, rt.clock, rt.random);
-  router = std::make_unique<Router>(accounts, services, rate_limits, verifier, *rt.store, ropts);
+  ropts.auth_failures_before_delay = cfg.auth_failures_before_delay;
+  ropts.auth_failures_before_refusal = cfg.auth_failures_before_refusal;
+  ropts.auth_failure_window = cfg.auth_failure_window;
+  router = std::make_unique<Router>(accounts, services, rate_limits, verifier, *rt.store, rt.clock,
+                                    ropts);
   server.run();
   std::printf(
       "TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\nVERIFICATION_SID=%s\nVERIFYD_BASE_URL=%s\n",

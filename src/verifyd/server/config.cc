@@ -48,14 +48,58 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
          "Keep every message in the dev outbox (GET /dev/v1/Messages): on or off")
         ->envname("VERIFYD_DEV_OUTBOX")
         ->check(CLI::IsMember({"on", "off", "true", "false", "1", "0"}));
+    a->add_option("--max-sends-per-destination", s.max_sends_per_destination,
+                  "Sends to one service and To across verifications within --destination-window "
+                  "(the next answers 429/60203; 0 = no limit)")
+        ->envname("VERIFYD_MAX_SENDS_PER_DESTINATION")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
+    a->add_option("--destination-window", s.destination_window,
+                  "Seconds over which --max-sends-per-destination counts")
+        ->envname("VERIFYD_DESTINATION_WINDOW")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
+    a->add_option("--max-fetches-per-minute", s.max_fetches_per_minute,
+                  "Fetches of one verification per minute (then 429/20429)")
+        ->envname("VERIFYD_MAX_FETCHES_PER_MINUTE")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    a->add_option("--max-fetches-per-hour", s.max_fetches_per_hour,
+                  "Fetches of one verification per hour")
+        ->envname("VERIFYD_MAX_FETCHES_PER_HOUR")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    a->add_option("--max-fetches-per-day", s.max_fetches_per_day,
+                  "Fetches of one verification per day")
+        ->envname("VERIFYD_MAX_FETCHES_PER_DAY")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    a->add_option("--auth-failures-before-delay", s.auth_failures_before_delay,
+                  "Failed authentications from one address before each 401 is held back")
+        ->envname("VERIFYD_AUTH_FAILURES_BEFORE_DELAY")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
+    a->add_option("--auth-failures-before-refusal", s.auth_failures_before_refusal,
+                  "Failed authentications from one address before it is refused (429)")
+        ->envname("VERIFYD_AUTH_FAILURES_BEFORE_REFUSAL")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    a->add_option("--auth-failure-window", s.auth_failure_window,
+                  "Seconds over which failed authentications are counted")
+        ->envname("VERIFYD_AUTH_FAILURE_WINDOW")
+        ->check(CLI::Range(1, 86400))
+        ->capture_default_str();
     a->add_option("--threads", s.threads,
                   "HTTP I/O threads (writes complete asynchronously; one per core is enough)")
         ->envname("VERIFYD_THREADS")
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
   };
+  // The options live on the app only: `serve` passes them through (fallthrough). Registering
+  // them on both made the unparsed copy apply its environment variable over a flag given on
+  // the command line.
   addServe(&app);
-  addServe(serve);
+  serve->fallthrough();
   addDataDir(accounts_create);
   accounts_create->add_option("--friendly-name", cfg.friendly_name, "Name of the account");
   addDataDir(keys_create);

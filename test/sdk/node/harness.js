@@ -41,7 +41,10 @@ function childEnv(extra = {}) {
     if (k.startsWith('VERIFYD_') && k !== 'VERIFYD_BIN') continue;
     env[k] = v;
   }
-  // ASan: report leaks etc. on stderr but do not make a clean SIGTERM exit fail the suite here.
+  // Suites send deliberate bad credentials from 127.0.0.1; the per-address throttling of failed
+  // authentication would slow and then refuse the rest of the suite.
+  env.VERIFYD_AUTH_FAILURES_BEFORE_DELAY = '1000000';
+  env.VERIFYD_AUTH_FAILURES_BEFORE_REFUSAL = '1000000';
   return Object.assign(env, extra);
 }
 

@@ -75,10 +75,10 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
   ApiResponse r{status, j.dump(), {}};
   if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"verifyd\"");
   if (status == 503) r.headers.emplace_back("Retry-After", "1");
-  if (error.kind == ErrorKind::kRateLimited) {
+  if (error.kind == ErrorKind::kRateLimited || error.retry_after > 0)
     r.headers.emplace_back("Retry-After", std::to_string(std::max(1LL, error.retry_after)));
-    if (!error.param.empty()) r.headers.emplace_back("Twilio-Reached-Rate-Limit", error.param);
-  }
+  if (error.kind == ErrorKind::kRateLimited && !error.param.empty())
+    r.headers.emplace_back("Twilio-Reached-Rate-Limit", error.param);
   return r;
 }
 

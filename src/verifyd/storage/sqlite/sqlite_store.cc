@@ -675,7 +675,9 @@ Status chargeBuckets(Db& db, const std::vector<RateCharge>& charges, UnixTime no
     auto row = q.step();
     if (!row) return fail(row.error());
     if (q.integer(0) >= c.max) {
-      Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
+      Error e = Error::of(c.when_full, c.when_full == ErrorKind::kMaxSendAttempts
+                                           ? "Max send attempts reached"
+                                           : "Too many requests");
       e.param = c.rate_limit_name;
       e.retry_after = q.integer(1) + c.interval - now;
       return fail(e);
