@@ -24,3 +24,17 @@ TEST(Phone, RejectsWhatIsNotAValidE164Number) {
 
 }  // namespace
 }  // namespace verifyd
+
+namespace verifyd {
+namespace {
+
+TEST(Phone, RegionOfANumber) {
+  LibPhoneNumbers phones;
+  EXPECT_EQ(phones.regionOf("+447400123456"), "GB");
+  EXPECT_EQ(phones.regionOf("+15017122661"), "US");
+  EXPECT_EQ(phones.regionOf("+14165550123"), "CA");
+  EXPECT_EQ(phones.regionOf("nonsense"), "ZZ");
+}
+
+}  // namespace
+}  // namespace verifyd

@@ -28,8 +28,9 @@ class RouterTest : public ::testing::Test {
     verifier_ =
         std::make_unique<Verifier>(*store_, keyring_, phones_, clock_, random_, VerifierOptions{});
     rate_limits_ = std::make_unique<RateLimitRegistry>(*store_, *store_, clock_, random_);
-    router_ = std::make_unique<Router>(*accounts_, *services_, *rate_limits_, *verifier_, *store_,
-                                       clock_, options(true));
+    protection_ = std::make_unique<Protection>(*store_, phones_, clock_, random_);
+    router_ = std::make_unique<Router>(*accounts_, *services_, *rate_limits_, *protection_,
+                                       *verifier_, *store_, clock_, options(true));
     auto cred = *accounts_->createAccount("test");
     auth_ = "Basic " + twilio::base64Encode(cred.sid + ":" + cred.secret);
     account_ = cred.sid;
@@ -70,6 +71,7 @@ class RouterTest : public ::testing::Test {
   std::unique_ptr<ServiceRegistry> services_;
   std::unique_ptr<Verifier> verifier_;
   std::unique_ptr<RateLimitRegistry> rate_limits_;
+  std::unique_ptr<Protection> protection_;
   std::unique_ptr<Router> router_;
   std::string auth_, account_;
   std::string client_ = "192.0.2.1";
@@ -247,7 +249,8 @@ TEST_F(RouterTest, VerificationLifecycleOverTheWire) {
 }
 
 TEST_F(RouterTest, DevOutboxCanBeTurnedOff) {
-  Router off(*accounts_, *services_, *rate_limits_, *verifier_, *store_, clock_, options(false));
+  Router off(*accounts_, *services_, *rate_limits_, *protection_, *verifier_, *store_, clock_,
+             options(false));
   auto r = off.handle(ApiRequest{"GET", "/dev/v1/Messages", "", auth_, "", client_});
   expectError(r, 404, 20404);
 }
@@ -353,6 +356,48 @@ TEST_F(RouterTest, FetchesOfOneVerificationAreLimited) {
   expectError(limited, 429, 20429);
   clock_.advance(60);
   EXPECT_EQ(call("GET", base + "/Verifications/" + sid).status, 200);
+}
+
+TEST_F(RouterTest, SafeListNumbers) {
+  auto created = call("POST", "/v2/SafeList/Numbers", "PhoneNumber=%2B447400123456");
+  ASSERT_EQ(created.status, 201) << created.body;
+  json n = body(created);
+  EXPECT_TRUE(isSid(n["sid"].get<std::string>(), "GN"));
+  EXPECT_EQ(n["phone_number"], "+447400123456");
+  EXPECT_EQ(n["url"], "http://verifyd.test/v2/SafeList/Numbers/+447400123456");
+  EXPECT_EQ(body(call("POST", "/v2/SafeList/Numbers", "PhoneNumber=%2B447400123456"))["sid"],
+            n["sid"]);
+  EXPECT_EQ(body(call("GET", "/v2/SafeList/Numbers/+447400123456"))["sid"], n["sid"]);
+  EXPECT_EQ(body(call("GET", "/v2/SafeList/Numbers/%2B447400123456"))["sid"], n["sid"]);
+  expectError(call("POST", "/v2/SafeList/Numbers", "PhoneNumber=12"), 400, 60200);
+  EXPECT_EQ(call("DELETE", "/v2/SafeList/Numbers/+447400123456").status, 204);
+  expectError(call("GET", "/v2/SafeList/Numbers/+447400123456"), 404, 20404);
+  expectError(call("DELETE", "/v2/SafeList/Numbers/+447400123456"), 404, 20404);
+}
+
+TEST_F(RouterTest, GeoPermissionsBlockBeforeAnythingIsStored) {
+  std::string svc = body(call("POST", "/v2/Services", "FriendlyName=Acme"))["sid"];
+  const std::string start = "/v2/Services/" + svc + "/Verifications";
+  auto set = call("POST", "/admin/v1/GeoPermissions", "Channel=sms&Country=GB&Permission=block");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(body(call("GET", "/admin/v1/GeoPermissions"))["geo_permissions"][0]["permission"],
+            "block");
+  expectError(call("POST", "/admin/v1/GeoPermissions", "Channel=email&Country=GB&Permission=block"),
+              400, 60200);
+  expectError(call("POST", "/admin/v1/GeoPermissions", "Channel=sms&Country=gb&Permission=block"),
+              400, 60200);
+  expectError(call("POST", start, "To=%2B447400123456&Channel=sms"), 403, 60605);
+  expectError(call("GET", start + "/+447400123456"), 404, 20404);  // nothing was stored
+  EXPECT_EQ(call("POST", start, "To=%2B447400123457&Channel=call").status, 201);  // sms only
+  EXPECT_EQ(call("POST", start, "To=%2B15017122661&Channel=sms").status, 201);    // other country
+  EXPECT_EQ(call("POST", start, "To=%2B447400123458&Channel=sms&RiskCheck=disable").status, 201);
+  expectError(call("POST", start, "To=%2B447400123459&Channel=sms&RiskCheck=maybe"), 400, 60200);
+  ASSERT_EQ(call("POST", "/v2/SafeList/Numbers", "PhoneNumber=%2B447400123456").status, 201);
+  EXPECT_EQ(call("POST", start, "To=%2B447400123456&Channel=sms").status, 201);  // safe-listed
+  ASSERT_EQ(
+      call("POST", "/admin/v1/GeoPermissions", "Channel=sms&Country=GB&Permission=allow").status,
+      200);
+  EXPECT_EQ(call("POST", start, "To=%2B447400123460&Channel=sms").status, 201);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "fakes.h"
 #include "verifyd/core/code.h"
+#include "verifyd/core/protection.h"
 #include "verifyd/core/rate_limits.h"
 #include "verifyd/core/service_registry.h"
 #include "verifyd/crypto/openssl.h"
@@ -111,7 +112,9 @@ TEST_F(VerifierTest, ExpiresAfterTheTtlWithoutSleeping) {
 }
 
 TEST_F(VerifierTest, CodeTtlIsASetting) {
-  makeVerifier(VerifierOptions{60, 5, 5, true});
+  VerifierOptions o;
+  o.code_ttl_seconds = 60;
+  makeVerifier(o);
   ASSERT_TRUE(start());
   std::string code = lastCode();
   clock_.advance(60);
@@ -275,6 +278,19 @@ TEST_F(VerifierTest, RateLimitBucketsHoldUnderConcurrentStarts) {
   EXPECT_EQ(started.load(), 4);
   EXPECT_EQ(limited.load(), 16);
   EXPECT_EQ(sent_.size(), 4u);
+}
+
+TEST_F(VerifierTest, ServerWideGeoBlocksYieldToAnAccountsOwnRule) {
+  VerifierOptions o;
+  o.geo_blocked = {"sms:GB"};
+  makeVerifier(o);
+  auto blocked = start("+447400123456");
+  ASSERT_FALSE(blocked);
+  EXPECT_EQ(blocked.error().kind, ErrorKind::kGeoBlocked);
+  EXPECT_TRUE(sent_.empty());
+  Protection protection(*store_, phones_, clock_, random_);
+  ASSERT_TRUE(protection.setGeoPermission(kAccount, "sms", "GB", "allow"));
+  EXPECT_TRUE(start("+447400123456"));
 }
 
 }  // namespace

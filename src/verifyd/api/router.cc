@@ -163,15 +163,17 @@ Status applyServiceParams(const Params& p, ServiceSettings& s) {
 // Resources of the Twilio API that verifyd does not serve yet: named, not pretended.
 const std::set<std::string> kLaterServiceResources = {"MessagingConfigurations", "Entities",
                                                       "Webhooks", "AccessTokens", "Passkeys"};
-const std::set<std::string> kLaterTopResources = {"Attempts", "SafeList", "Templates", "Forms"};
+const std::set<std::string> kLaterTopResources = {"Attempts", "Templates", "Forms"};
 
 }  // namespace
 
 Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-               Verifier& verifier, OutboxStore& outbox, Clock& clock, RouterOptions options)
+               Protection& protection, Verifier& verifier, OutboxStore& outbox, Clock& clock,
+               RouterOptions options)
     : accounts_(accounts),
       services_(services),
       rate_limits_(rate_limits),
+      protection_(protection),
       verifier_(verifier),
       outbox_(outbox),
       clock_(clock),
@@ -219,7 +221,8 @@ std::optional<ApiResponse> Router::prepare(Call& call) {
       rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
     }
     if (!call.segments.empty() && call.segments.back().empty()) call.segments.pop_back();
-    bool api = !call.segments.empty() && (call.segments[0] == "v2" || call.segments[0] == "dev");
+    bool api = !call.segments.empty() && (call.segments[0] == "v2" || call.segments[0] == "dev" ||
+                                          call.segments[0] == "admin");
     if (!api) return twilio::renderError(Error::notFound(), call.resource);
 
     const UnixTime now = clock_.now();
@@ -273,7 +276,16 @@ void Router::route(Call& c, Respond& respond) {
     }
     return notFound();
   }
+  if (s[0] == "admin") {
+    if (n == 3 && s[1] == "v1" && s[2] == "GeoPermissions") return respond(geoPermissions(c));
+    return notFound();
+  }
   if (n < 2) return notFound();
+  if (s[1] == "SafeList" && n >= 3 && s[2] == "Numbers") {
+    if (n == 3) return respond(safeList(c));
+    if (n == 4) return respond(safeNumber(c, s[3]));
+    return notFound();
+  }
   if (s[1] == "Services") {
     if (n == 2) return respond(services(c));
     if (n == 3) return respond(service(c, s[2]));
@@ -372,6 +384,12 @@ void Router::verifications(Call& c, const std::string& service_sid, Respond resp
   if (p.custom_friendly_name && p.custom_friendly_name->empty()) p.custom_friendly_name.reset();
   p.amount = c.form.get("Amount");
   p.payee = c.form.get("Payee");
+  if (auto risk = c.form.get("RiskCheck")) {
+    if (*risk != "enable" && *risk != "disable")
+      return respond(
+          twilio::renderError(Error::invalid("RiskCheck", "enable or disable"), c.resource));
+    p.risk_check = *risk == "enable";
+  }
   if (auto limits = c.form.get("RateLimits")) {
     // A JSON object of unique name -> value, compact (Node) or with spaces (Python).
     auto parsed = nlohmann::json::parse(*limits, nullptr, /*allow_exceptions=*/false);
@@ -456,6 +474,46 @@ Result<std::pair<std::optional<int>, std::optional<int>>> bucketParams(const Par
   return std::pair{*max, *interval};
 }
 }  // namespace
+
+ApiResponse Router::safeList(Call& c) {
+  if (c.req.method != "POST") return methodNotAllowed("POST");
+  return one(protection_.addSafeNumber(c.account_sid, c.form.get("PhoneNumber").value_or("")), 201,
+             c.resource,
+             [&](const SafeNumber& n) { return twilio::encodeSafeNumber(n, options_.public_url); });
+}
+
+ApiResponse Router::safeNumber(Call& c, const std::string& number) {
+  if (c.req.method == "GET")
+    return one(
+        protection_.fetchSafeNumber(c.account_sid, number), 200, c.resource,
+        [&](const SafeNumber& n) { return twilio::encodeSafeNumber(n, options_.public_url); });
+  if (c.req.method == "DELETE") {
+    if (auto st = protection_.removeSafeNumber(c.account_sid, number); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, ""};
+  }
+  return methodNotAllowed("GET, DELETE");
+}
+
+// verifyd's own admin resource (not part of Twilio's API): the caller's geo permissions.
+ApiResponse Router::geoPermissions(Call& c) {
+  if (c.req.method == "POST") {
+    return one(protection_.setGeoPermission(c.account_sid, c.form.get("Channel").value_or(""),
+                                            c.form.get("Country").value_or(""),
+                                            c.form.get("Permission").value_or("")),
+               200, c.resource, twilio::encodeGeoPermission);
+  }
+  if (c.req.method == "GET") {
+    auto rules = protection_.geoPermissions(c.account_sid);
+    if (!rules) return twilio::renderError(rules.error(), c.resource);
+    ojson items = ojson::array();
+    for (const auto& r : *rules) items.push_back(twilio::encodeGeoPermission(r));
+    ojson body;
+    body["geo_permissions"] = std::move(items);
+    return json(200, body);
+  }
+  return methodNotAllowed("GET, POST");
+}
 
 ApiResponse Router::rateLimits(Call& c, const std::string& service_sid) {
   auto encode = [&](const RateLimit& r) { return twilio::encodeRateLimit(r, options_.public_url); };

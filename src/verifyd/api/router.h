@@ -5,6 +5,7 @@
 
 #include "verifyd/api/response.h"
 #include "verifyd/core/accounts.h"
+#include "verifyd/core/protection.h"
 #include "verifyd/core/rate_limits.h"
 #include "verifyd/core/service_registry.h"
 #include "verifyd/core/verifier.h"
@@ -26,7 +27,8 @@ struct RouterOptions {
 class Router {
  public:
   Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-         Verifier& verifier, OutboxStore& outbox, Clock& clock, RouterOptions options);
+         Protection& protection, Verifier& verifier, OutboxStore& outbox, Clock& clock,
+         RouterOptions options);
   // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
   // a verification complete later, on the Verifier's executor; the rest before returning.
   void handle(const ApiRequest& request, Respond respond);
@@ -45,6 +47,9 @@ class Router {
                     Respond respond);
   void verificationCheck(Call& call, const std::string& service_sid, Respond respond);
   ApiResponse devMessages(Call& call);
+  ApiResponse safeList(Call& call);
+  ApiResponse safeNumber(Call& call, const std::string& number);
+  ApiResponse geoPermissions(Call& call);
   ApiResponse rateLimits(Call& call, const std::string& service_sid);
   ApiResponse rateLimit(Call& call, const std::string& service_sid, const std::string& sid);
   ApiResponse buckets(Call& call, const std::string& service_sid, const std::string& limit_sid);
@@ -54,6 +59,7 @@ class Router {
   Accounts& accounts_;
   ServiceRegistry& services_;
   RateLimitRegistry& rate_limits_;
+  Protection& protection_;
   Verifier& verifier_;
   OutboxStore& outbox_;
   Clock& clock_;

@@ -141,6 +141,22 @@ struct RateCharge {
   ErrorKind when_full = ErrorKind::kRateLimited;
 };
 
+// A number exempt from geo permissions (Twilio's Safe List), per account.
+struct SafeNumber {
+  std::string sid;  // GN…
+  std::string account_sid;
+  std::string phone_number;
+  UnixTime date_created = 0;
+};
+
+// An account's permission for sending `channel` (sms or call) to `country` (ISO alpha-2).
+struct GeoPermission {
+  std::string channel;
+  std::string country;
+  bool allowed = true;
+  UnixTime date_updated = 0;
+};
+
 // A message verifyd would deliver, kept in the dev outbox with its rendered text.
 struct OutboxMessage {
   std::string sid;  // MM…

@@ -8,6 +8,7 @@
 
 #include "verifyd/common/sid.h"
 #include "verifyd/core/code.h"
+#include "verifyd/core/protection.h"
 
 namespace verifyd {
 
@@ -106,6 +107,21 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     if (!isEmail(p.to)) return error(Error::invalid("To", "not an e-mail address"));
   } else if (!phones_.isValidE164(p.to)) {
     return error(Error::invalid("To", "not a valid phone number in E.164 format"));
+  }
+  if (geoControlled(p.channel) && p.risk_check) {
+    // Geo permissions, before anything is stored; safe-listed numbers are exempt.
+    auto rules = store_.geoPermissions(account_sid);
+    if (!rules) return error(rules.error());
+    const std::string region = phones_.regionOf(p.to);
+    if (!geoAllowed(*rules, options_.geo_blocked, p.channel, region)) {
+      auto safe = store_.getSafeNumber(account_sid, p.to);
+      if (!safe) return error(safe.error());
+      if (!*safe)
+        return error(Error::of(ErrorKind::kGeoBlocked, "Verification to " + region +
+                                                           " is blocked by the geo "
+                                                           "permissions of this account (" +
+                                                           p.channel + ")"));
+    }
   }
   if (p.custom_code) {
     if (!settings.custom_code_enabled)

@@ -2,6 +2,7 @@
 // The verification use cases: start (or resend), check, fetch and update.
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,8 @@ struct VerifierOptions {
   int destination_window_seconds = 600;
   // Fetches of one verification (Twilio: 60 a minute, 180 an hour, 250 a day).
   std::vector<Window> fetch_limits = {{60, 60}, {180, 3600}, {250, 86400}};
+  // Server-wide geo blocks ("sms:CU"), for accounts without a rule of their own.
+  std::set<std::string> geo_blocked;
   int max_check_attempts = 5;  // checks per verification; the 5th wrong one ends it
   bool dev_outbox = true;      // keep every message in the dev outbox
 };
@@ -39,6 +42,7 @@ struct StartParams {
   std::optional<std::string> payee;
   // `RateLimits`: unique name of a rate limit of the service -> the value to count under.
   std::vector<std::pair<std::string, std::string>> rate_limits;
+  bool risk_check = true;  // `RiskCheck=disable` skips geo permissions for this start
 };
 
 struct CheckParams {

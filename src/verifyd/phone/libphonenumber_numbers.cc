@@ -28,4 +28,16 @@ bool LibPhoneNumbers::isValidE164(std::string_view number) const {
   return util.IsValidNumber(parsed);
 }
 
+std::string LibPhoneNumbers::regionOf(std::string_view number) const {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const PhoneNumberUtil& util = *PhoneNumberUtil::GetInstance();
+  PhoneNumber parsed;
+  if (util.Parse(std::string(number), "ZZ", &parsed) != PhoneNumberUtil::NO_PARSING_ERROR)
+    return "ZZ";
+  std::string region;
+  util.GetRegionCodeForNumber(parsed, &region);
+  return region.empty() ? "ZZ" : region;
+}
+
 }  // namespace verifyd

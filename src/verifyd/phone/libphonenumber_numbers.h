@@ -7,6 +7,7 @@ namespace verifyd {
 class LibPhoneNumbers final : public PhoneNumbers {
  public:
   bool isValidE164(std::string_view number) const override;
+  std::string regionOf(std::string_view number) const override;
 };
 
 }  // namespace verifyd

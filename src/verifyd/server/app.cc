@@ -14,6 +14,8 @@
 #include "verifyd/api/router.h"
 #include "verifyd/common/clock.h"
 #include "verifyd/core/accounts.h"
+#include "verifyd/core/protection.h"
+#include "verifyd/core/rate_limits.h"
 #include "verifyd/core/service_registry.h"
 #include "verifyd/core/verifier.h"
 #include "verifyd/crypto/openssl.h"
@@ -138,6 +140,13 @@ int serve(const ServeConfig& cfg) {
   vopts.dev_outbox = cfg.dev_outbox;
   vopts.max_sends_per_destination = cfg.max_sends_per_destination;
   vopts.destination_window_seconds = cfg.destination_window;
+  for (const auto& block : cfg.geo_block) {
+    auto colon = block.find(':');
+    if (colon == std::string::npos || !geoControlled(block.substr(0, colon)) ||
+        block.size() != colon + 3)
+      return startupError("bad --geo-block entry '" + block + "': use sms:CC or call:CC");
+    vopts.geo_blocked.insert(block);
+  }
   vopts.fetch_limits = {{cfg.max_fetches_per_minute, 60},
                         {cfg.max_fetches_per_hour, 3600},
                         {cfg.max_fetches_per_day, 86400}};
@@ -174,11 +183,12 @@ int serve(const ServeConfig& cfg) {
   if (ropts.public_url.empty())
     ropts.public_url = "http://" + url_host + ":" + std::to_string(*bound);
   RateLimitRegistry rate_limits(*rt.store, *rt.store, rt.clock, rt.random);
+  Protection protection(*rt.store, phones, rt.clock, rt.random);
   ropts.auth_failures_before_delay = cfg.auth_failures_before_delay;
   ropts.auth_failures_before_refusal = cfg.auth_failures_before_refusal;
   ropts.auth_failure_window = cfg.auth_failure_window;
-  router = std::make_unique<Router>(accounts, services, rate_limits, verifier, *rt.store, rt.clock,
-                                    ropts);
+  router = std::make_unique<Router>(accounts, services, rate_limits, protection, verifier,
+                                    *rt.store, rt.clock, ropts);
   server.run();
   std::printf(
       "TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\nVERIFICATION_SID=%s\nVERIFYD_BASE_URL=%s\n",
@@ -218,6 +228,23 @@ int keysCreate(const Config& cfg) {
   return 0;
 }
 
+int geoCommand(const Config& cfg) {
+  Runtime rt;
+  if (auto ok = openRuntime(cfg.serve.data_dir, rt); !ok) return startupError(ok.error().message);
+  LibPhoneNumbers phones;
+  Protection protection(*rt.store, phones, rt.clock, rt.random);
+  if (cfg.command == Command::kGeoSet) {
+    auto set =
+        protection.setGeoPermission(cfg.account_sid, cfg.channel, cfg.country, cfg.permission);
+    if (!set) return startupError(set.error().message);
+  }
+  auto rules = protection.geoPermissions(cfg.account_sid);
+  if (!rules) return startupError(rules.error().message);
+  for (const auto& r : *rules)
+    std::printf("%s %s %s\n", r.channel.c_str(), r.country.c_str(), r.allowed ? "allow" : "block");
+  return 0;
+}
+
 }  // namespace
 
 int runCommand(const Config& config) {
@@ -228,6 +255,9 @@ int runCommand(const Config& config) {
       return accountsCreate(config);
     case Command::kKeysCreate:
       return keysCreate(config);
+    case Command::kGeoSet:
+    case Command::kGeoList:
+      return geoCommand(config);
   }
   return 2;
 }

@@ -17,6 +17,10 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   auto* keys = app.add_subcommand("keys", "Manage API keys");
   auto* keys_create = keys->add_subcommand(
       "create", "Create an API key (SK…) for an account; prints its secret once");
+  auto* geo = app.add_subcommand("geo", "Geo permissions of an account");
+  auto* geo_set = geo->add_subcommand("set", "Allow or block sms or call to a country");
+  auto* geo_list = geo->add_subcommand("list", "List an account's geo permissions");
+  geo->require_subcommand(1);
   accounts->require_subcommand(1);
   keys->require_subcommand(1);
 
@@ -89,6 +93,10 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
         ->envname("VERIFYD_AUTH_FAILURE_WINDOW")
         ->check(CLI::Range(1, 86400))
         ->capture_default_str();
+    a->add_option("--geo-block", s.geo_block,
+                  "Server-wide geo blocks, e.g. sms:CU,call:KP (an account's own rule wins)")
+        ->envname("VERIFYD_GEO_BLOCK")
+        ->delimiter(',');
     a->add_option("--threads", s.threads,
                   "HTTP I/O threads (writes complete asynchronously; one per core is enough)")
         ->envname("VERIFYD_THREADS")
@@ -105,6 +113,13 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   addDataDir(keys_create);
   keys_create->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
   keys_create->add_option("--friendly-name", cfg.friendly_name, "Name of the key");
+  for (auto* g : {geo_set, geo_list}) {
+    addDataDir(g);
+    g->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
+  }
+  geo_set->add_option("--channel", cfg.channel, "sms or call")->required();
+  geo_set->add_option("--country", cfg.country, "ISO 3166-1 alpha-2 code, e.g. CU")->required();
+  geo_set->add_option("--permission", cfg.permission, "allow or block")->required();
   app.footer(
       "On first start verifyd creates an account and a Verify service and prints them as .env "
       "lines.\nVERIFYD_ACCOUNT_SID and VERIFYD_AUTH_TOKEN, when set on first start, give that "
@@ -116,6 +131,8 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   }
   if (accounts_create->parsed()) cfg.command = Command::kAccountsCreate;
   if (keys_create->parsed()) cfg.command = Command::kKeysCreate;
+  if (geo_set->parsed()) cfg.command = Command::kGeoSet;
+  if (geo_list->parsed()) cfg.command = Command::kGeoList;
   return ParseOutcome{cfg, 0};
 }
 

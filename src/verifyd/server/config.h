@@ -2,6 +2,7 @@
 // Command line and environment: every setting is a flag and a VERIFYD_* variable.
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace verifyd {
 
@@ -18,15 +19,17 @@ struct ServeConfig {
   int max_fetches_per_minute = 60, max_fetches_per_hour = 180, max_fetches_per_day = 250;
   int auth_failures_before_delay = 5, auth_failures_before_refusal = 20;
   int auth_failure_window = 300;
+  std::vector<std::string> geo_block;  // "sms:CU", "call:KP": blocked unless an account allows
 };
 
-enum class Command { kServe, kAccountsCreate, kKeysCreate };
+enum class Command { kServe, kAccountsCreate, kKeysCreate, kGeoSet, kGeoList };
 
 struct Config {
   Command command = Command::kServe;
   ServeConfig serve;
-  std::string friendly_name;  // accounts create / keys create
-  std::string account_sid;    // keys create
+  std::string friendly_name;                 // accounts create / keys create
+  std::string account_sid;                   // keys create, geo
+  std::string channel, country, permission;  // geo set
 };
 
 // Parses argv; on --help or a usage error prints and returns the exit code to use.

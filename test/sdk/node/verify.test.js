@@ -712,3 +712,15 @@ test('rate limits and buckets: CRUD through the SDK and RateLimits enforced on c
   assert.equal(await svc(s.sid).rateLimits(rl.sid).remove(), true);
   await expectRestError(svc(s.sid).rateLimits(rl.sid).fetch(), { status: 404, code: 20404 });
 });
+
+test('safe list through the SDK: create, fetch, remove', async () => {
+  const phoneNumber = '+447400123999';
+  const entry = await client.verify.v2.safelist.create({ phoneNumber });
+  assert.match(entry.sid, SID('GN'));
+  assert.equal(entry.phoneNumber, phoneNumber);
+  assert.equal(entry.url, `${server.baseUrl}/v2/SafeList/Numbers/${phoneNumber}`);
+  assert.equal((await client.verify.v2.safelist(phoneNumber).fetch()).sid, entry.sid);
+  assert.equal(await client.verify.v2.safelist(phoneNumber).remove(), true);
+  await expectRestError(client.verify.v2.safelist(phoneNumber).fetch(), { status: 404, code: 20404 });
+  await expectRestError(client.verify.v2.safelist.create({ phoneNumber: '12' }), { status: 400, code: 60200 });
+});

@@ -156,4 +156,22 @@ ojson encodeBucket(const Bucket& b, const std::string& base) {
   return j;
 }
 
+ojson encodeSafeNumber(const SafeNumber& n, const std::string& base) {
+  ojson j;
+  j["sid"] = n.sid;
+  j["phone_number"] = n.phone_number;
+  // Twilio's example keeps the `+` raw in the path.
+  j["url"] = base + "/v2/SafeList/Numbers/" + n.phone_number;
+  return j;
+}
+
+ojson encodeGeoPermission(const GeoPermission& p) {
+  ojson j;
+  j["channel"] = p.channel;
+  j["country"] = p.country;
+  j["permission"] = p.allowed ? "allow" : "block";
+  j["date_updated"] = formatIso8601(p.date_updated);
+  return j;
+}
+
 }  // namespace verifyd::twilio

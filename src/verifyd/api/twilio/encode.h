@@ -17,5 +17,7 @@ std::string encodeVerificationCheck(const Verification& v);
 ojson encodeOutboxMessage(const OutboxMessage& m);
 ojson encodeRateLimit(const RateLimit& r, const std::string& base);
 ojson encodeBucket(const Bucket& b, const std::string& base);
+ojson encodeSafeNumber(const SafeNumber& n, const std::string& base);
+ojson encodeGeoPermission(const GeoPermission& p);
 
 }  // namespace verifyd::twilio

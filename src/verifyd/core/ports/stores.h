@@ -146,6 +146,20 @@ class RateLimitStore {
       std::string_view service_sid) = 0;
 };
 
+// Safe List numbers and geo permissions, per account.
+class ProtectionStore {
+ public:
+  virtual ~ProtectionStore() = default;
+  // Adds the number, or returns the entry it already has.
+  virtual Result<SafeNumber> addSafeNumber(const SafeNumber& entry) = 0;
+  virtual Result<std::optional<SafeNumber>> getSafeNumber(std::string_view account_sid,
+                                                          std::string_view phone_number) = 0;
+  // kNotFound when absent.
+  virtual Status removeSafeNumber(std::string_view account_sid, std::string_view phone_number) = 0;
+  virtual Status setGeoPermission(std::string_view account_sid, const GeoPermission& p) = 0;
+  virtual Result<std::vector<GeoPermission>> geoPermissions(std::string_view account_sid) = 0;
+};
+
 class OutboxStore {
  public:
   virtual ~OutboxStore() = default;
@@ -179,6 +193,7 @@ class Store : public AccountStore,
               public ServiceStore,
               public VerificationStore,
               public RateLimitStore,
+              public ProtectionStore,
               public OutboxStore {};
 
 }  // namespace verifyd

@@ -56,7 +56,18 @@ CREATE TABLE rate_events(bucket_sid TEXT NOT NULL, key TEXT NOT NULL, t INTEGER 
 CREATE INDEX rate_events_by_key ON rate_events(bucket_sid, key, t);
 PRAGMA user_version = 2;
 )sql";
-constexpr int kSchemaVersion = 2;
+// Version 3: Safe List numbers and geo permissions.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE safe_numbers(
+  account_sid TEXT NOT NULL, phone_number TEXT NOT NULL, sid TEXT NOT NULL UNIQUE,
+  date_created INTEGER NOT NULL, PRIMARY KEY(account_sid, phone_number));
+CREATE TABLE geo_permissions(
+  account_sid TEXT NOT NULL, channel TEXT NOT NULL, country TEXT NOT NULL,
+  allowed INTEGER NOT NULL, date_updated INTEGER NOT NULL,
+  PRIMARY KEY(account_sid, channel, country));
+PRAGMA user_version = 3;
+)sql";
+constexpr int kSchemaVersion = 3;
 
 template <class T>
 void put(json& j, const char* k, const std::optional<T>& v) {
@@ -286,7 +297,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     return fail(Error::internal("database schema is newer than this verifyd (version " +
                                 std::to_string(version) + ")"));
   // Each step runs in its own transaction, so an interrupted upgrade resumes where it stopped.
-  const char* steps[] = {kSchemaV1, kSchemaV2};
+  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
   for (std::int64_t v = version; v < kSchemaVersion; ++v) {
     if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
     if (auto st = d.exec(steps[v]); !st) {
@@ -1046,6 +1057,108 @@ Result<std::vector<std::pair<std::string, Bucket>>> SqliteStore::bucketsOfServic
     }
     return out;
   });
+}
+
+// ---- safe list and geo permissions ---------------------------------------------------------
+
+Result<SafeNumber> SqliteStore::addSafeNumber(const SafeNumber& entry) {
+  SafeNumber out = entry;
+  Status st = write([&](Db& db) -> Status {
+    if (auto ins = db.query("INSERT OR IGNORE INTO safe_numbers(account_sid, phone_number, sid, "
+                            "date_created) VALUES(?1, ?2, ?3, ?4)")
+                       .bind(1, entry.account_sid)
+                       .bind(2, entry.phone_number)
+                       .bind(3, entry.sid)
+                       .bind(4, static_cast<std::int64_t>(entry.date_created))
+                       .run();
+        !ins)
+      return ins;
+    Query q = db.query(
+        "SELECT sid, date_created FROM safe_numbers WHERE account_sid = ?1 AND phone_number = ?2");
+    q.bind(1, entry.account_sid).bind(2, entry.phone_number);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    out.sid = q.text(0);
+    out.date_created = q.integer(1);
+    return {};
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+Result<std::optional<SafeNumber>> SqliteStore::getSafeNumber(std::string_view account_sid,
+                                                             std::string_view phone_number) {
+  return read<std::optional<SafeNumber>>([&](Db& db) -> Result<std::optional<SafeNumber>> {
+    Query q = db.query(
+        "SELECT sid, date_created FROM safe_numbers WHERE account_sid = ?1 AND phone_number = ?2");
+    q.bind(1, account_sid).bind(2, phone_number);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) return std::optional<SafeNumber>();
+    return SafeNumber{q.text(0), std::string(account_sid), std::string(phone_number), q.integer(1)};
+  });
+}
+
+Status SqliteStore::removeSafeNumber(std::string_view account_sid, std::string_view phone_number) {
+  return write([&](Db& db) -> Status {
+    if (auto st = db.query("DELETE FROM safe_numbers WHERE account_sid = ?1 AND phone_number = ?2")
+                      .bind(1, account_sid)
+                      .bind(2, phone_number)
+                      .run();
+        !st)
+      return st;
+    if (db.changes() == 0) return fail(Error::notFound());
+    return {};
+  });
+}
+
+Status SqliteStore::setGeoPermission(std::string_view account_sid, const GeoPermission& p) {
+  Status st = write([&](Db& db) -> Status {
+    return db
+        .query(
+            "INSERT OR REPLACE INTO geo_permissions(account_sid, channel, country, allowed, "
+            "date_updated) VALUES(?1, ?2, ?3, ?4, ?5)")
+        .bind(1, account_sid)
+        .bind(2, p.channel)
+        .bind(3, p.country)
+        .bind(4, p.allowed ? 1 : 0)
+        .bind(5, static_cast<std::int64_t>(p.date_updated))
+        .run();
+  });
+  std::unique_lock lock(cache_mu_);
+  ++geo_generation_;
+  geo_cache_.erase(std::string(account_sid));
+  return st;
+}
+
+Result<std::vector<GeoPermission>> SqliteStore::geoPermissions(std::string_view account_sid) {
+  std::uint64_t generation;
+  {
+    std::shared_lock lock(cache_mu_);
+    if (auto it = geo_cache_.find(std::string(account_sid)); it != geo_cache_.end())
+      return it->second;
+    generation = geo_generation_;
+  }
+  using Out = std::vector<GeoPermission>;
+  auto found = read<Out>([&](Db& db) -> Result<Out> {
+    Query q = db.query(
+        "SELECT channel, country, allowed, date_updated FROM geo_permissions WHERE account_sid = "
+        "?1 ORDER BY channel, country");
+    q.bind(1, account_sid);
+    Out out;
+    for (;;) {
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (!*row) break;
+      out.push_back(GeoPermission{q.text(0), q.text(1), q.integer(2) != 0, q.integer(3)});
+    }
+    return out;
+  });
+  if (found) {
+    std::unique_lock lock(cache_mu_);
+    if (generation == geo_generation_) geo_cache_.emplace(std::string(account_sid), *found);
+  }
+  return found;
 }
 
 // ---- dev outbox -----------------------------------------------------------------------------

@@ -73,6 +73,13 @@ class SqliteStore final : public Store {
   Result<std::vector<std::pair<std::string, Bucket>>> bucketsOfService(
       std::string_view service_sid) override;
 
+  Result<SafeNumber> addSafeNumber(const SafeNumber& entry) override;
+  Result<std::optional<SafeNumber>> getSafeNumber(std::string_view account_sid,
+                                                  std::string_view phone_number) override;
+  Status removeSafeNumber(std::string_view account_sid, std::string_view phone_number) override;
+  Status setGeoPermission(std::string_view account_sid, const GeoPermission& p) override;
+  Result<std::vector<GeoPermission>> geoPermissions(std::string_view account_sid) override;
+
   Result<Page<OutboxMessage>> listMessages(std::string_view account_sid, std::string_view to,
                                            PageCursor cursor, int page_size) override;
 
@@ -120,6 +127,8 @@ class SqliteStore final : public Store {
   std::uint64_t service_generation_ = 0;
   std::unordered_map<std::string, Service> service_cache_;
   std::unordered_map<std::string, Credential> credential_cache_;  // accounts and keys never change
+  std::uint64_t geo_generation_ = 0;
+  std::unordered_map<std::string, std::vector<GeoPermission>> geo_cache_;
   void forgetService(std::string_view sid);
 
   std::mutex readers_mu_;
