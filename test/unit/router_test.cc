@@ -30,7 +30,7 @@ class RouterTest : public ::testing::Test {
     rate_limits_ = std::make_unique<RateLimitRegistry>(*store_, *store_, clock_, random_);
     protection_ = std::make_unique<Protection>(*store_, phones_, clock_, random_);
     router_ = std::make_unique<Router>(*accounts_, *services_, *rate_limits_, *protection_,
-                                       *verifier_, *store_, clock_, options(true));
+                                       *verifier_, *store_, phones_, clock_, options(true));
     auto cred = *accounts_->createAccount("test");
     auth_ = "Basic " + twilio::base64Encode(cred.sid + ":" + cred.secret);
     account_ = cred.sid;
@@ -249,8 +249,8 @@ TEST_F(RouterTest, VerificationLifecycleOverTheWire) {
 }
 
 TEST_F(RouterTest, DevOutboxCanBeTurnedOff) {
-  Router off(*accounts_, *services_, *rate_limits_, *protection_, *verifier_, *store_, clock_,
-             options(false));
+  Router off(*accounts_, *services_, *rate_limits_, *protection_, *verifier_, *store_, phones_,
+             clock_, options(false));
   auto r = off.handle(ApiRequest{"GET", "/dev/v1/Messages", "", auth_, "", client_});
   expectError(r, 404, 20404);
 }
@@ -398,6 +398,54 @@ TEST_F(RouterTest, GeoPermissionsBlockBeforeAnythingIsStored) {
       call("POST", "/admin/v1/GeoPermissions", "Channel=sms&Country=GB&Permission=allow").status,
       200);
   EXPECT_EQ(call("POST", start, "To=%2B447400123460&Channel=sms").status, 201);
+}
+
+TEST_F(RouterTest, LookupsV2FromOfflineMetadata) {
+  auto uk = body(call("GET", "/v2/PhoneNumbers/+447400123456?Fields=line_type_intelligence"));
+  EXPECT_EQ(uk["valid"], true);
+  EXPECT_EQ(uk["country_code"], "GB");
+  EXPECT_EQ(uk["calling_country_code"], "44");
+  EXPECT_EQ(uk["national_format"], "07400 123456");
+  EXPECT_EQ(uk["line_type_intelligence"]["type"], "mobile");
+  EXPECT_TRUE(uk["line_type_intelligence"]["carrier_name"].is_null());
+  EXPECT_TRUE(uk["caller_name"].is_null());
+  auto landline =
+      body(call("GET", "/v2/PhoneNumbers/%2B442071838750?Fields=line_type_intelligence"));
+  EXPECT_EQ(landline["line_type_intelligence"]["type"], "landline");
+  auto national = body(call("GET", "/v2/PhoneNumbers/4159929960?CountryCode=US"));
+  EXPECT_EQ(national["phone_number"], "+14159929960");
+  EXPECT_EQ(national["national_format"], "(415) 992-9960");
+  EXPECT_TRUE(national["line_type_intelligence"].is_null());
+  EXPECT_EQ(national["url"], "http://verifyd.test/v2/PhoneNumbers/+14159929960");
+  auto too_long = body(call("GET", "/v2/PhoneNumbers/+141599299600"));
+  EXPECT_EQ(too_long["valid"], false);
+  EXPECT_EQ(too_long["validation_errors"], json::array({"TOO_LONG"}));
+  auto junk = body(call("GET", "/v2/PhoneNumbers/hello"));
+  EXPECT_EQ(junk["valid"], false);
+  EXPECT_EQ(junk["validation_errors"], json::array({"NOT_A_NUMBER"}));
+  auto caller = body(call("GET", "/v2/PhoneNumbers/+14159929960?Fields=caller_name,sim_swap"));
+  EXPECT_EQ(caller["caller_name"]["error_code"], 60600);
+  EXPECT_TRUE(caller["caller_name"]["caller_name"].is_null());
+  EXPECT_EQ(caller["sim_swap"]["error_code"], 60600);
+  expectError(call("GET", "/v2/PhoneNumbers/+14159929960?Fields=everything"), 400, 60200);
+}
+
+TEST_F(RouterTest, LookupFieldAndSkippingSmsToLandlines) {
+  std::string svc =
+      body(call("POST", "/v2/Services",
+                "FriendlyName=Acme&LookupEnabled=true&SkipSmsToLandlines=true"))["sid"];
+  const std::string start = "/v2/Services/" + svc + "/Verifications";
+  auto mobile = body(call("POST", start, "To=%2B447400123456&Channel=sms"));
+  EXPECT_EQ(mobile["lookup"]["carrier"]["type"], "mobile");
+  EXPECT_EQ(body(call("GET", start + "/+447400123456"))["lookup"]["carrier"]["type"], "mobile");
+  expectError(call("POST", start, "To=%2B442071838750&Channel=sms"), 403, 60205);
+  auto voice = body(call("POST", start, "To=%2B442071838750&Channel=call"));
+  EXPECT_EQ(voice["lookup"]["carrier"]["type"], "landline");
+  std::string plain = body(call("POST", "/v2/Services", "FriendlyName=Plain"))["sid"];
+  auto none = body(
+      call("POST", "/v2/Services/" + plain + "/Verifications", "To=%2B442071838750&Channel=sms"));
+  EXPECT_TRUE(none["lookup"].is_object());
+  EXPECT_TRUE(none["lookup"].empty());
 }
 
 }  // namespace

@@ -168,12 +168,13 @@ const std::set<std::string> kLaterTopResources = {"Attempts", "Templates", "Form
 }  // namespace
 
 Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-               Protection& protection, Verifier& verifier, OutboxStore& outbox, Clock& clock,
-               RouterOptions options)
+               Protection& protection, Verifier& verifier, OutboxStore& outbox,
+               const PhoneNumbers& phones, Clock& clock, RouterOptions options)
     : accounts_(accounts),
       services_(services),
       rate_limits_(rate_limits),
       protection_(protection),
+      phones_(phones),
       verifier_(verifier),
       outbox_(outbox),
       clock_(clock),
@@ -281,6 +282,7 @@ void Router::route(Call& c, Respond& respond) {
     return notFound();
   }
   if (n < 2) return notFound();
+  if (s[1] == "PhoneNumbers" && n == 3) return respond(lookup(c, s[2]));
   if (s[1] == "SafeList" && n >= 3 && s[2] == "Numbers") {
     if (n == 3) return respond(safeList(c));
     if (n == 4) return respond(safeNumber(c, s[3]));
@@ -474,6 +476,73 @@ Result<std::pair<std::optional<int>, std::optional<int>>> bucketParams(const Par
   return std::pair{*max, *interval};
 }
 }  // namespace
+
+// Lookups v2 (lookups.twilio.com/v2/PhoneNumbers/{PhoneNumber}) from offline metadata: validity,
+// formats, country, and line_type_intelligence's type. Packages that need a carrier's data
+// answer with their fields null and error_code 60600 (unprovisioned), rather than inventions.
+ApiResponse Router::lookup(Call& c, const std::string& number) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  static const std::vector<std::string> kCarrierPackages = {
+      "caller_name",    "sim_swap",          "call_forwarding",  "line_status",
+      "identity_match", "reassigned_number", "sms_pumping_risk", "phone_number_quality_score",
+      "pre_fill"};
+  std::set<std::string> fields;
+  for (const auto& value : c.query.all("Fields")) {
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string field(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (field.empty()) continue;
+      if (field != "line_type_intelligence" &&
+          std::find(kCarrierPackages.begin(), kCarrierPackages.end(), field) ==
+              kCarrierPackages.end())
+        return twilio::renderError(Error::invalid("Fields", "unknown package " + field),
+                                   c.resource);
+      fields.insert(field);
+    }
+  }
+  NumberInfo info = phones_.describe(number, c.query.get("CountryCode").value_or(""));
+  auto orNull = [](const std::string& s) { return s.empty() ? ojson(nullptr) : ojson(s); };
+  ojson j;
+  j["calling_country_code"] = orNull(info.calling_country_code);
+  j["country_code"] = orNull(info.country_code);
+  j["phone_number"] = info.e164.empty() ? number : info.e164;
+  j["national_format"] = orNull(info.national_format);
+  j["valid"] = info.valid;
+  j["validation_errors"] =
+      info.validation_errors.empty() ? ojson(nullptr) : ojson(info.validation_errors);
+  auto unavailable = [&](const char* name, std::initializer_list<const char*> keys) {
+    if (!fields.count(name)) return ojson(nullptr);
+    ojson o;
+    for (const char* k : keys) o[k] = nullptr;
+    o["error_code"] = 60600;
+    return o;
+  };
+  j["caller_name"] = unavailable("caller_name", {"caller_name", "caller_type"});
+  j["sim_swap"] = unavailable(
+      "sim_swap", {"last_sim_swap", "carrier_name", "mobile_country_code", "mobile_network_code"});
+  j["call_forwarding"] = unavailable("call_forwarding", {"call_forwarding_enabled"});
+  j["line_status"] = unavailable("line_status", {"status"});
+  if (fields.count("line_type_intelligence")) {
+    ojson lti;
+    lti["mobile_country_code"] = nullptr;
+    lti["mobile_network_code"] = nullptr;
+    lti["carrier_name"] = nullptr;  // no carrier data offline
+    lti["type"] = info.valid ? ojson(info.line_type) : ojson(nullptr);
+    lti["error_code"] = info.valid ? ojson(nullptr) : ojson(60600);
+    j["line_type_intelligence"] = std::move(lti);
+  } else {
+    j["line_type_intelligence"] = nullptr;
+  }
+  j["identity_match"] = unavailable("identity_match", {"first_name_match", "last_name_match"});
+  j["reassigned_number"] = unavailable("reassigned_number", {"is_number_reassigned"});
+  j["sms_pumping_risk"] = unavailable("sms_pumping_risk", {"sms_pumping_risk_score"});
+  j["phone_number_quality_score"] = unavailable("phone_number_quality_score", {"quality_score"});
+  j["pre_fill"] = unavailable("pre_fill", {"first_name", "last_name"});
+  j["url"] = options_.public_url + "/v2/PhoneNumbers/" + (info.e164.empty() ? number : info.e164);
+  return json(200, j);
+}
 
 ApiResponse Router::safeList(Call& c) {
   if (c.req.method != "POST") return methodNotAllowed("POST");

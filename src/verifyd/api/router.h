@@ -27,8 +27,8 @@ struct RouterOptions {
 class Router {
  public:
   Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-         Protection& protection, Verifier& verifier, OutboxStore& outbox, Clock& clock,
-         RouterOptions options);
+         Protection& protection, Verifier& verifier, OutboxStore& outbox,
+         const PhoneNumbers& phones, Clock& clock, RouterOptions options);
   // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
   // a verification complete later, on the Verifier's executor; the rest before returning.
   void handle(const ApiRequest& request, Respond respond);
@@ -47,6 +47,7 @@ class Router {
                     Respond respond);
   void verificationCheck(Call& call, const std::string& service_sid, Respond respond);
   ApiResponse devMessages(Call& call);
+  ApiResponse lookup(Call& call, const std::string& number);
   ApiResponse safeList(Call& call);
   ApiResponse safeNumber(Call& call, const std::string& number);
   ApiResponse geoPermissions(Call& call);
@@ -60,6 +61,7 @@ class Router {
   ServiceRegistry& services_;
   RateLimitRegistry& rate_limits_;
   Protection& protection_;
+  const PhoneNumbers& phones_;
   Verifier& verifier_;
   OutboxStore& outbox_;
   Clock& clock_;

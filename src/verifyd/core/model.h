@@ -103,6 +103,9 @@ struct Verification {
   UnixTime date_created = 0;
   UnixTime date_updated = 0;
   UnixTime expires_at = 0;
+  // Not stored: with the service's lookup_enabled, the line type offline metadata gives `to`
+  // (Twilio's `lookup.carrier.type`), filled in when the verification is answered.
+  std::optional<std::string> lookup_type;
 };
 
 // A programmable rate limit (Twilio's Service Rate Limits): a key name the app passes values

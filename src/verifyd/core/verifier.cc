@@ -108,6 +108,15 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
   } else if (!phones_.isValidE164(p.to)) {
     return error(Error::invalid("To", "not a valid phone number in E.164 format"));
   }
+  // Offline lookup: the line type libphonenumber's metadata gives the number.
+  std::optional<std::string> lookup_type;
+  if (p.channel != "email" && (settings.lookup_enabled || settings.skip_sms_to_landlines)) {
+    std::string type = phones_.describe(p.to, "").line_type;
+    if (settings.skip_sms_to_landlines && p.channel == "sms" && type == "landline")
+      return error(Error::of(ErrorKind::kSmsToLandline,
+                             "SMS is not supported by landline phone number " + p.to));
+    if (settings.lookup_enabled) lookup_type = type;
+  }
   if (geoControlled(p.channel) && p.risk_check) {
     // Geo permissions, before anything is stored; safe-listed numbers are exempt.
     auto rules = store_.geoPermissions(account_sid);
@@ -235,8 +244,9 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
                                  options_.max_sends_per_destination,
                                  options_.destination_window_seconds, ErrorKind::kMaxSendAttempts});
   store_.startAsync(service_sid, p.to, now, std::move(charges), std::move(decide),
-                    [this, sent, done = std::move(done)](Result<Verification> r) {
-                      executor_([this, sent, done, r = std::move(r)]() mutable {
+                    [this, sent, lookup_type, done = std::move(done)](Result<Verification> r) {
+                      executor_([this, sent, lookup_type, done, r = std::move(r)]() mutable {
+                        if (r) r->lookup_type = lookup_type;
                         if (r && *sent && sink_) sink_(**sent);
                         done(std::move(r));
                       });
@@ -294,6 +304,8 @@ Result<Verification> Verifier::fetch(const std::string& account_sid, const std::
   if (!*found || (*found)->account_sid != account_sid || (*found)->status != status::kPending ||
       !live(**found, clock_.now()))
     return fail(Error::notFound());
+  if (svc->settings.lookup_enabled && (*found)->channel != "email")
+    (*found)->lookup_type = phones_.describe((*found)->to, "").line_type;
   return std::move(**found);
 }
 

@@ -40,4 +40,91 @@ std::string LibPhoneNumbers::regionOf(std::string_view number) const {
   return region.empty() ? "ZZ" : region;
 }
 
+NumberInfo LibPhoneNumbers::describe(std::string_view number,
+                                     std::string_view default_region) const {
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const PhoneNumberUtil& util = *PhoneNumberUtil::GetInstance();
+  NumberInfo info;
+  PhoneNumber parsed;
+  std::string region = default_region.empty() ? "ZZ" : std::string(default_region);
+  switch (util.Parse(std::string(number), region, &parsed)) {
+    case PhoneNumberUtil::NO_PARSING_ERROR:
+      break;
+    case PhoneNumberUtil::INVALID_COUNTRY_CODE_ERROR:
+      info.validation_errors = {"INVALID_COUNTRY_CODE"};
+      return info;
+    case PhoneNumberUtil::TOO_SHORT_NSN:
+    case PhoneNumberUtil::TOO_SHORT_AFTER_IDD:
+      info.validation_errors = {"TOO_SHORT"};
+      return info;
+    case PhoneNumberUtil::TOO_LONG_NSN:
+      info.validation_errors = {"TOO_LONG"};
+      return info;
+    default:
+      info.validation_errors = {"NOT_A_NUMBER"};
+      return info;
+  }
+  util.Format(parsed, PhoneNumberUtil::E164, &info.e164);
+  info.calling_country_code = std::to_string(parsed.country_code());
+  util.GetRegionCodeForNumber(parsed, &info.country_code);
+  if (info.country_code == "ZZ") info.country_code.clear();
+  util.Format(parsed, PhoneNumberUtil::NATIONAL, &info.national_format);
+  info.valid = util.IsValidNumber(parsed);
+  if (!info.valid) {
+    switch (util.IsPossibleNumberWithReason(parsed)) {
+      case PhoneNumberUtil::TOO_SHORT:
+        info.validation_errors = {"TOO_SHORT"};
+        break;
+      case PhoneNumberUtil::TOO_LONG:
+        info.validation_errors = {"TOO_LONG"};
+        break;
+      case PhoneNumberUtil::INVALID_COUNTRY_CODE:
+        info.validation_errors = {"INVALID_COUNTRY_CODE"};
+        break;
+      case PhoneNumberUtil::INVALID_LENGTH:
+        info.validation_errors = {"INVALID_LENGTH"};
+        break;
+      default:
+        info.validation_errors = {"INVALID_BUT_POSSIBLE"};
+    }
+    return info;
+  }
+  switch (util.GetNumberType(parsed)) {
+    case PhoneNumberUtil::FIXED_LINE:
+      info.line_type = "landline";
+      break;
+    case PhoneNumberUtil::MOBILE:
+      info.line_type = "mobile";
+      break;
+    case PhoneNumberUtil::TOLL_FREE:
+      info.line_type = "tollFree";
+      break;
+    case PhoneNumberUtil::PREMIUM_RATE:
+      info.line_type = "premium";
+      break;
+    case PhoneNumberUtil::SHARED_COST:
+      info.line_type = "sharedCost";
+      break;
+    case PhoneNumberUtil::VOIP:
+      info.line_type = "nonFixedVoip";
+      break;
+    case PhoneNumberUtil::PERSONAL_NUMBER:
+      info.line_type = "personal";
+      break;
+    case PhoneNumberUtil::PAGER:
+      info.line_type = "pager";
+      break;
+    case PhoneNumberUtil::UAN:
+      info.line_type = "uan";
+      break;
+    case PhoneNumberUtil::VOICEMAIL:
+      info.line_type = "voicemail";
+      break;
+    default:
+      info.line_type = "unknown";  // FIXED_LINE_OR_MOBILE, UNKNOWN
+  }
+  return info;
+}
+
 }  // namespace verifyd

@@ -188,7 +188,7 @@ int serve(const ServeConfig& cfg) {
   ropts.auth_failures_before_refusal = cfg.auth_failures_before_refusal;
   ropts.auth_failure_window = cfg.auth_failure_window;
   router = std::make_unique<Router>(accounts, services, rate_limits, protection, verifier,
-                                    *rt.store, rt.clock, ropts);
+                                    *rt.store, phones, rt.clock, ropts);
   server.run();
   std::printf(
       "TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\nVERIFICATION_SID=%s\nVERIFYD_BASE_URL=%s\n",

@@ -724,3 +724,14 @@ test('safe list through the SDK: create, fetch, remove', async () => {
   await expectRestError(client.verify.v2.safelist(phoneNumber).fetch(), { status: 404, code: 20404 });
   await expectRestError(client.verify.v2.safelist.create({ phoneNumber: '12' }), { status: 400, code: 60200 });
 });
+
+test('Lookups v2 through the SDK: formats and line type from offline metadata', async () => {
+  const info = await client.lookups.v2.phoneNumbers('+447400123456').fetch({ fields: 'line_type_intelligence' });
+  assert.equal(info.valid, true);
+  assert.equal(info.countryCode, 'GB');
+  assert.equal(info.nationalFormat, '07400 123456');
+  assert.equal(info.lineTypeIntelligence.type, 'mobile');
+  const invalid = await client.lookups.v2.phoneNumbers('+141599299600').fetch();
+  assert.equal(invalid.valid, false);
+  assert.deepEqual(invalid.validationErrors, ['TOO_LONG']);
+});

@@ -83,7 +83,10 @@ JsonWriter& writeHead(JsonWriter& w, const Verification& v) {
 std::string encodeVerification(const Verification& v, const std::string& base) {
   JsonWriter w;
   writeHead(w.begin(), v)
-      .raw("lookup", "{}")
+      .raw("lookup", v.lookup_type ? "{\"carrier\":{\"mobile_country_code\":null,"
+                                     "\"mobile_network_code\":null,\"name\":null,\"type\":\"" +
+                                         *v.lookup_type + "\",\"error_code\":null}}"
+                                   : std::string("{}"))
       .field("amount", v.amount)
       .field("payee", v.payee)
       .beginArray("send_code_attempts");

@@ -56,6 +56,9 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
     case ErrorKind::kDuplicateBucket:
       status = 400, code = 60211;
       break;
+    case ErrorKind::kSmsToLandline:
+      status = 403, code = 60205;
+      break;
     case ErrorKind::kGeoBlocked:
       status = 403, code = 60605;
       break;
