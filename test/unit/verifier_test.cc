@@ -293,5 +293,63 @@ TEST_F(VerifierTest, ServerWideGeoBlocksYieldToAnAccountsOwnRule) {
   EXPECT_TRUE(start("+447400123456"));
 }
 
+TEST_F(VerifierTest, FraudGuardBlocksAPumpedPrefixButNotConvertingTraffic) {
+  Protection protection(*store_, phones_, clock_, random_);
+  auto number = [](const char* prefix, int i) {
+    std::string n = std::to_string(i);
+    return std::string(prefix) + std::string(3 - n.size(), '0') + n;
+  };
+  // Real users in two prefixes: every code is checked.
+  auto converted = [&](const std::string& to) {
+    auto v = start(to);
+    if (!v) return false;
+    auto c = check(lastCode(), to);
+    return c && c->status == "approved";
+  };
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(converted(number("+15017122", i))) << i;
+    ASSERT_TRUE(converted(number("+16502530", i))) << i;
+  }
+  // The attack: consecutive numbers in one prefix, no code ever checked.
+  int sent_before = static_cast<int>(sent_.size());
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto r = start(number("+14159929", i));
+    if (r) {
+      ++accepted;
+    } else {
+      EXPECT_EQ(r.error().kind, ErrorKind::kFraudBlocked) << i;
+      ++refused;
+    }
+    if (i % 10 == 0) clock_.advance(1);
+  }
+  EXPECT_LE(accepted, 15);  // blocked after a bounded number of messages
+  EXPECT_EQ(accepted + refused, 200);
+  EXPECT_EQ(static_cast<int>(sent_.size()) - sent_before, accepted);
+  auto blocks = protection.fraudBlocks(kAccount);
+  ASSERT_TRUE(blocks);
+  ASSERT_EQ(blocks->size(), 1u);
+  EXPECT_EQ((*blocks)[0].prefix, "+14159929");
+  // Converting traffic elsewhere goes on; safe-listed numbers and RiskCheck=disable pass.
+  EXPECT_TRUE(converted(number("+15017122", 100)));
+  ASSERT_TRUE(protection.addSafeNumber(kAccount, number("+14159929", 500)));
+  EXPECT_TRUE(start(number("+14159929", 500)));
+  StartParams bypass{number("+14159929", 501), "sms", {}, {}, {}, {}, {}};
+  bypass.risk_check = false;
+  EXPECT_TRUE(verifier_->start(kAccount, service_, bypass));
+  EXPECT_TRUE(start(number("+14159929", 502), "call"));  // Fraud Guard watches sms only
+  // Lifted by the operator, the prefix is open again; after 12 hours it would lift itself.
+  ASSERT_TRUE(protection.liftFraudBlock(kAccount, "+14159929"));
+  EXPECT_TRUE(start(number("+14159929", 503)));
+  EXPECT_EQ(protection.liftFraudBlock(kAccount, "+14159929").error().kind, ErrorKind::kNotFound);
+}
+
+TEST_F(VerifierTest, FraudGuardOffLetsEverythingThrough) {
+  VerifierOptions o;
+  o.fraud_guard = "off";
+  makeVerifier(o);
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(start("+14159929" + std::to_string(100 + i))) << i;
+}
+
 }  // namespace
 }  // namespace verifyd

@@ -14,6 +14,7 @@
 #include "verifyd/api/twilio/form.h"
 #include "verifyd/api/twilio/paging.h"
 #include "verifyd/common/sid.h"
+#include "verifyd/common/time_format.h"
 
 namespace verifyd {
 
@@ -279,6 +280,10 @@ void Router::route(Call& c, Respond& respond) {
   }
   if (s[0] == "admin") {
     if (n == 3 && s[1] == "v1" && s[2] == "GeoPermissions") return respond(geoPermissions(c));
+    if (n == 4 && s[1] == "v1" && s[2] == "FraudGuard" && s[3] == "BlockedPrefixes")
+      return respond(fraudBlocks(c));
+    if (n == 5 && s[1] == "v1" && s[2] == "FraudGuard" && s[3] == "BlockedPrefixes")
+      return respond(fraudBlock(c, s[4]));
     return notFound();
   }
   if (n < 2) return notFound();
@@ -582,6 +587,30 @@ ApiResponse Router::geoPermissions(Call& c) {
     return json(200, body);
   }
   return methodNotAllowed("GET, POST");
+}
+
+// verifyd's admin resource: Fraud Guard's blocked prefixes of the caller's account.
+ApiResponse Router::fraudBlocks(Call& c) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  auto blocks = protection_.fraudBlocks(c.account_sid);
+  if (!blocks) return twilio::renderError(blocks.error(), c.resource);
+  ojson items = ojson::array();
+  for (const auto& b : *blocks)
+    items.push_back(ojson{{"prefix", b.prefix},
+                          {"blocked_until", formatIso8601(b.blocked_until)},
+                          {"date_created", formatIso8601(b.date_created)},
+                          {"sends", b.sends},
+                          {"conversions", b.conversions}});
+  ojson body;
+  body["blocked_prefixes"] = std::move(items);
+  return json(200, body);
+}
+
+ApiResponse Router::fraudBlock(Call& c, const std::string& prefix) {
+  if (c.req.method != "DELETE") return methodNotAllowed("DELETE");
+  if (auto st = protection_.liftFraudBlock(c.account_sid, prefix); !st)
+    return twilio::renderError(st.error(), c.resource);
+  return ApiResponse{204, ""};
 }
 
 ApiResponse Router::rateLimits(Call& c, const std::string& service_sid) {

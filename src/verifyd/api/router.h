@@ -51,6 +51,8 @@ class Router {
   ApiResponse safeList(Call& call);
   ApiResponse safeNumber(Call& call, const std::string& number);
   ApiResponse geoPermissions(Call& call);
+  ApiResponse fraudBlocks(Call& call);
+  ApiResponse fraudBlock(Call& call, const std::string& prefix);
   ApiResponse rateLimits(Call& call, const std::string& service_sid);
   ApiResponse rateLimit(Call& call, const std::string& service_sid, const std::string& sid);
   ApiResponse buckets(Call& call, const std::string& service_sid, const std::string& limit_sid);

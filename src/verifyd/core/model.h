@@ -1,5 +1,6 @@
 #pragma once
 // The domain's records. Field names follow the JSON the API emits (snake_case).
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -106,6 +107,9 @@ struct Verification {
   // Not stored: with the service's lookup_enabled, the line type offline metadata gives `to`
   // (Twilio's `lookup.carrier.type`), filled in when the verification is answered.
   std::optional<std::string> lookup_type;
+  // The destination prefix Fraud Guard counted this send under (sms only), so that approving the
+  // verification counts as a conversion of that prefix.
+  std::optional<std::string> fraud_prefix;
 };
 
 // A programmable rate limit (Twilio's Service Rate Limits): a key name the app passes values
@@ -139,9 +143,6 @@ struct RateCharge {
   std::string key;              // the value the app passed
   int max = 0;
   int interval = 0;
-  // What a full bucket answers: kRateLimited for programmable limits, kMaxSendAttempts for the
-  // built-in per-destination send limit.
-  ErrorKind when_full = ErrorKind::kRateLimited;
 };
 
 // A number exempt from geo permissions (Twilio's Safe List), per account.
@@ -158,6 +159,35 @@ struct GeoPermission {
   std::string country;
   bool allowed = true;
   UnixTime date_updated = 0;
+};
+
+// Fraud Guard's verdict for one sms start, checked and counted in the start's transaction.
+struct FraudCheck {
+  std::string account_sid;
+  std::string prefix;        // country code and leading digits, e.g. +2250700000
+  int min_unconverted = 15;  // unconverted sends to the prefix before it can be judged
+  double factor = 0.35;      // anomalous below factor x the account's own conversion rate
+  int window_hours = 2;      // the prefix's sends and conversions: this hour and the previous
+  int baseline_hours = 24;   // the account's conversion rate
+  int block_seconds = 12 * 3600;
+};
+
+// A blocked destination prefix.
+struct FraudBlock {
+  std::string prefix;
+  UnixTime blocked_until = 0;
+  UnixTime date_created = 0;
+  std::int64_t sends = 0, conversions = 0;  // what the prefix had when it was blocked
+};
+
+// What a start must pass besides its own rules: rate limit buckets and Fraud Guard.
+struct StartGuards {
+  std::vector<RateCharge> charges;
+  std::optional<FraudCheck> fraud;
+  // Sends to the same service and `To` across verifications within the window (0 = no limit):
+  // counted from the verifications themselves, so the limit costs no extra writes.
+  int max_destination_sends = 0;
+  int destination_window = 600;
 };
 
 // A message verifyd would deliver, kept in the dev outbox with its rendered text.

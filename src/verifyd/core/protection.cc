@@ -6,6 +6,27 @@
 
 namespace verifyd {
 
+std::string fraudPrefix(const std::string& e164) {
+  return e164.size() > 6 ? e164.substr(0, e164.size() - 3) : e164;
+}
+
+std::optional<FraudCheck> fraudPolicy(const std::string& level) {
+  FraudCheck f;
+  if (level == "basic") {
+    f.min_unconverted = 30;
+    f.factor = 0.2;
+  } else if (level == "standard") {
+    f.min_unconverted = 15;
+    f.factor = 0.35;
+  } else if (level == "max") {
+    f.min_unconverted = 8;
+    f.factor = 0.5;
+  } else {
+    return std::nullopt;
+  }
+  return f;
+}
+
 bool geoControlled(const std::string& channel) { return channel == "sms" || channel == "call"; }
 
 bool geoAllowed(const std::vector<GeoPermission>& account_rules,
@@ -59,6 +80,14 @@ Result<GeoPermission> Protection::setGeoPermission(const std::string& account_si
 
 Result<std::vector<GeoPermission>> Protection::geoPermissions(const std::string& account_sid) {
   return store_.geoPermissions(account_sid);
+}
+
+Result<std::vector<FraudBlock>> Protection::fraudBlocks(const std::string& account_sid) {
+  return store_.fraudBlocks(account_sid, clock_.now());
+}
+
+Status Protection::liftFraudBlock(const std::string& account_sid, const std::string& prefix) {
+  return store_.liftFraudBlock(account_sid, prefix);
 }
 
 }  // namespace verifyd

@@ -1,6 +1,7 @@
 #pragma once
 // Safe List numbers and geo permissions: what an account's operator sets to keep destinations
 // open or shut. Enforcement happens when a verification starts (Verifier::startAsync).
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -12,6 +13,12 @@
 #include "verifyd/core/ports/stores.h"
 
 namespace verifyd {
+
+// Fraud Guard's unit: a destination's country code and leading digits (the number without its
+// last three digits), where SMS pumping shows as traffic to consecutive numbers.
+std::string fraudPrefix(const std::string& e164);
+// The thresholds of a Fraud Guard level (basic, standard, max); nullopt for off or unknown.
+std::optional<FraudCheck> fraudPolicy(const std::string& level);
 
 // The channels geo permissions cover (Twilio: SMS and voice).
 bool geoControlled(const std::string& channel);
@@ -35,6 +42,10 @@ class Protection {
   Result<GeoPermission> setGeoPermission(const std::string& account_sid, const std::string& channel,
                                          const std::string& country, const std::string& permission);
   Result<std::vector<GeoPermission>> geoPermissions(const std::string& account_sid);
+
+  // Fraud Guard's blocked prefixes in force, and lifting one (kNotFound when not blocked).
+  Result<std::vector<FraudBlock>> fraudBlocks(const std::string& account_sid);
+  Status liftFraudBlock(const std::string& account_sid, const std::string& prefix);
 
  private:
   ProtectionStore& store_;

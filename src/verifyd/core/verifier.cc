@@ -168,6 +168,22 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     v.date_created = v.date_updated = now;
     v.expires_at = now + options_.code_ttl_seconds;
   }
+  // Fraud Guard watches sms sends, except to safe-listed numbers or with RiskCheck=disable.
+  std::optional<FraudCheck> fraud;
+  if (p.channel == "sms" && p.risk_check) {
+    fraud = fraudPolicy(options_.fraud_guard);
+    if (fraud) {
+      auto safe = store_.getSafeNumber(account_sid, p.to);
+      if (!safe) return error(safe.error());
+      if (*safe) {
+        fraud.reset();
+      } else {
+        fraud->account_sid = account_sid;
+        fraud->prefix = fraudPrefix(p.to);
+        fresh.verification.fraud_prefix = fraud->prefix;
+      }
+    }
+  }
   const SendAttempt attempt{makeSid("VL", random_), p.channel, now};
   const std::string message_sid =
       options_.dev_outbox ? makeOrderedSid("MM", now, random_) : std::string();
@@ -218,7 +234,8 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     return w;
   };
   // Programmable rate limits: every bucket of each named limit is charged in the write.
-  std::vector<RateCharge> charges;
+  StartGuards guards;
+  std::vector<RateCharge>& charges = guards.charges;
   if (!p.rate_limits.empty()) {
     auto buckets = store_.bucketsOfService(service_sid);
     if (!buckets) return error(buckets.error());
@@ -239,11 +256,10 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
       if (!known) return error(Error::invalid("RateLimits", "no rate limit named '" + name + "'"));
     }
   }
-  if (options_.max_sends_per_destination > 0)
-    charges.push_back(RateCharge{"builtin:destination", "", service_sid + "|" + p.to,
-                                 options_.max_sends_per_destination,
-                                 options_.destination_window_seconds, ErrorKind::kMaxSendAttempts});
-  store_.startAsync(service_sid, p.to, now, std::move(charges), std::move(decide),
+  guards.fraud = fraud;
+  guards.max_destination_sends = options_.max_sends_per_destination;
+  guards.destination_window = options_.destination_window_seconds;
+  store_.startAsync(service_sid, p.to, now, std::move(guards), std::move(decide),
                     [this, sent, lookup_type, done = std::move(done)](Result<Verification> r) {
                       executor_([this, sent, lookup_type, done, r = std::move(r)]() mutable {
                         if (r) r->lookup_type = lookup_type;

@@ -29,6 +29,8 @@ struct VerifierOptions {
   std::vector<Window> fetch_limits = {{60, 60}, {180, 3600}, {250, 86400}};
   // Server-wide geo blocks ("sms:CU"), for accounts without a rule of their own.
   std::set<std::string> geo_blocked;
+  // Fraud Guard (SMS pumping): off, basic, standard or max.
+  std::string fraud_guard = "standard";
   int max_check_attempts = 5;  // checks per verification; the 5th wrong one ends it
   bool dev_outbox = true;      // keep every message in the dev outbox
 };

@@ -13,6 +13,7 @@
 
 #include "verifyd/api/router.h"
 #include "verifyd/common/clock.h"
+#include "verifyd/common/time_format.h"
 #include "verifyd/core/accounts.h"
 #include "verifyd/core/protection.h"
 #include "verifyd/core/rate_limits.h"
@@ -147,6 +148,7 @@ int serve(const ServeConfig& cfg) {
       return startupError("bad --geo-block entry '" + block + "': use sms:CC or call:CC");
     vopts.geo_blocked.insert(block);
   }
+  vopts.fraud_guard = cfg.fraud_guard;
   vopts.fetch_limits = {{cfg.max_fetches_per_minute, 60},
                         {cfg.max_fetches_per_hour, 3600},
                         {cfg.max_fetches_per_day, 86400}};
@@ -245,6 +247,25 @@ int geoCommand(const Config& cfg) {
   return 0;
 }
 
+int fraudCommand(const Config& cfg) {
+  Runtime rt;
+  if (auto ok = openRuntime(cfg.serve.data_dir, rt); !ok) return startupError(ok.error().message);
+  LibPhoneNumbers phones;
+  Protection protection(*rt.store, phones, rt.clock, rt.random);
+  if (cfg.command == Command::kFraudLift) {
+    if (auto st = protection.liftFraudBlock(cfg.account_sid, cfg.prefix); !st)
+      return startupError(st.error().kind == ErrorKind::kNotFound ? cfg.prefix + " is not blocked"
+                                                                  : st.error().message);
+  }
+  auto blocks = protection.fraudBlocks(cfg.account_sid);
+  if (!blocks) return startupError(blocks.error().message);
+  for (const auto& b : *blocks)
+    std::printf("%s blocked until %s (%lld sends, %lld conversions)\n", b.prefix.c_str(),
+                formatIso8601(b.blocked_until).c_str(), static_cast<long long>(b.sends),
+                static_cast<long long>(b.conversions));
+  return 0;
+}
+
 }  // namespace
 
 int runCommand(const Config& config) {
@@ -258,6 +279,9 @@ int runCommand(const Config& config) {
     case Command::kGeoSet:
     case Command::kGeoList:
       return geoCommand(config);
+    case Command::kFraudList:
+    case Command::kFraudLift:
+      return fraudCommand(config);
   }
   return 2;
 }

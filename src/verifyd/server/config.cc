@@ -21,6 +21,10 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   auto* geo_set = geo->add_subcommand("set", "Allow or block sms or call to a country");
   auto* geo_list = geo->add_subcommand("list", "List an account's geo permissions");
   geo->require_subcommand(1);
+  auto* fraud = app.add_subcommand("fraud", "Fraud Guard's blocked prefixes of an account");
+  auto* fraud_list = fraud->add_subcommand("list", "List the prefixes blocked now");
+  auto* fraud_lift = fraud->add_subcommand("lift", "Lift the block of a prefix");
+  fraud->require_subcommand(1);
   accounts->require_subcommand(1);
   keys->require_subcommand(1);
 
@@ -97,6 +101,11 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
                   "Server-wide geo blocks, e.g. sms:CU,call:KP (an account's own rule wins)")
         ->envname("VERIFYD_GEO_BLOCK")
         ->delimiter(',');
+    a->add_option("--fraud-guard", s.fraud_guard,
+                  "SMS pumping protection: off, basic, standard or max")
+        ->envname("VERIFYD_FRAUD_GUARD")
+        ->check(CLI::IsMember({"off", "basic", "standard", "max"}))
+        ->capture_default_str();
     a->add_option("--threads", s.threads,
                   "HTTP I/O threads (writes complete asynchronously; one per core is enough)")
         ->envname("VERIFYD_THREADS")
@@ -117,6 +126,12 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
     addDataDir(g);
     g->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
   }
+  for (auto* f : {fraud_list, fraud_lift}) {
+    addDataDir(f);
+    f->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
+  }
+  fraud_lift->add_option("--prefix", cfg.prefix, "The blocked prefix, e.g. +2250700000")
+      ->required();
   geo_set->add_option("--channel", cfg.channel, "sms or call")->required();
   geo_set->add_option("--country", cfg.country, "ISO 3166-1 alpha-2 code, e.g. CU")->required();
   geo_set->add_option("--permission", cfg.permission, "allow or block")->required();
@@ -133,6 +148,8 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   if (keys_create->parsed()) cfg.command = Command::kKeysCreate;
   if (geo_set->parsed()) cfg.command = Command::kGeoSet;
   if (geo_list->parsed()) cfg.command = Command::kGeoList;
+  if (fraud_list->parsed()) cfg.command = Command::kFraudList;
+  if (fraud_lift->parsed()) cfg.command = Command::kFraudLift;
   return ParseOutcome{cfg, 0};
 }
 

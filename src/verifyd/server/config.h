@@ -19,10 +19,19 @@ struct ServeConfig {
   int max_fetches_per_minute = 60, max_fetches_per_hour = 180, max_fetches_per_day = 250;
   int auth_failures_before_delay = 5, auth_failures_before_refusal = 20;
   int auth_failure_window = 300;
-  std::vector<std::string> geo_block;  // "sms:CU", "call:KP": blocked unless an account allows
+  std::vector<std::string> geo_block;
+  std::string fraud_guard = "standard";  // "sms:CU", "call:KP": blocked unless an account allows
 };
 
-enum class Command { kServe, kAccountsCreate, kKeysCreate, kGeoSet, kGeoList };
+enum class Command {
+  kServe,
+  kAccountsCreate,
+  kKeysCreate,
+  kGeoSet,
+  kGeoList,
+  kFraudList,
+  kFraudLift
+};
 
 struct Config {
   Command command = Command::kServe;
@@ -30,6 +39,7 @@ struct Config {
   std::string friendly_name;                 // accounts create / keys create
   std::string account_sid;                   // keys create, geo
   std::string channel, country, permission;  // geo set
+  std::string prefix;                        // fraud lift
 };
 
 // Parses argv; on --help or a usage error prints and returns the exit code to use.

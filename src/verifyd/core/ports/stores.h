@@ -93,14 +93,18 @@ class VerificationStore {
   // (service, to) that has not expired at `now` (or nullopt), calls `decide`, and writes what it
   // returns (the verification and, when present, the outbox message) in one transaction.
   // `decide` must own what it uses.
+  // With guards.fraud, the prefix must not be blocked (kFraudBlocked); the send is counted for
+  // it, and if that makes it anomalous it is blocked and this start refused (kFraudBlocked)
+  // with the block committed.
   virtual void startAsync(
-      std::string service_sid, std::string to, UnixTime now, std::vector<RateCharge> charges,
+      std::string service_sid, std::string to, UnixTime now, StartGuards guards,
       std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
       Completion<Verification> done) = 0;
   // The verification with the key (latest for service and `to`), whatever its status.
   virtual Result<std::optional<Verification>> getVerification(const VerificationKey& key) = 0;
   // Atomically: loads the verification as `getVerification` does (kNotFound when absent),
-  // calls `change`, and stores its status, check_attempts and date_updated.
+  // calls `change`, and stores its status, check_attempts and date_updated. A change to
+  // `approved` counts as a conversion of the verification's Fraud Guard prefix.
   virtual void mutateAsync(VerificationKey key,
                            std::function<Result<Verification>(const Verification&)> change,
                            Completion<Verification> done) = 0;
@@ -158,6 +162,10 @@ class ProtectionStore {
   virtual Status removeSafeNumber(std::string_view account_sid, std::string_view phone_number) = 0;
   virtual Status setGeoPermission(std::string_view account_sid, const GeoPermission& p) = 0;
   virtual Result<std::vector<GeoPermission>> geoPermissions(std::string_view account_sid) = 0;
+  // Fraud Guard's blocks still in force at `now`, and lifting one (kNotFound when none).
+  virtual Result<std::vector<FraudBlock>> fraudBlocks(std::string_view account_sid,
+                                                      UnixTime now) = 0;
+  virtual Status liftFraudBlock(std::string_view account_sid, std::string_view prefix) = 0;
 };
 
 class OutboxStore {

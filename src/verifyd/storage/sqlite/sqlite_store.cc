@@ -67,7 +67,21 @@ CREATE TABLE geo_permissions(
   PRIMARY KEY(account_sid, channel, country));
 PRAGMA user_version = 3;
 )sql";
-constexpr int kSchemaVersion = 3;
+// Version 4: Fraud Guard's hourly counts per destination prefix (prefix '' = the account), its
+// blocks, and the prefix each verification was counted under.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE verifications ADD COLUMN fraud_prefix TEXT;
+CREATE TABLE fraud_counts(
+  account_sid TEXT NOT NULL, prefix TEXT NOT NULL, hour INTEGER NOT NULL,
+  sends INTEGER NOT NULL, conversions INTEGER NOT NULL,
+  PRIMARY KEY(account_sid, prefix, hour));
+CREATE TABLE fraud_blocks(
+  account_sid TEXT NOT NULL, prefix TEXT NOT NULL, blocked_until INTEGER NOT NULL,
+  date_created INTEGER NOT NULL, sends INTEGER NOT NULL, conversions INTEGER NOT NULL,
+  PRIMARY KEY(account_sid, prefix));
+PRAGMA user_version = 4;
+)sql";
+constexpr int kSchemaVersion = 4;
 
 template <class T>
 void put(json& j, const char* k, const std::optional<T>& v) {
@@ -167,7 +181,8 @@ Service readService(const Query& q) {
 
 constexpr const char* kVerificationCols =
     "sid, service_sid, account_sid, to_, channel, status, code_hash, code_seed, code_length, "
-    "check_attempts, amount, payee, send_attempts, date_created, date_updated, expires_at";
+    "check_attempts, amount, payee, send_attempts, date_created, date_updated, expires_at, "
+    "fraud_prefix";
 
 // Built once: the statement cache keys these by address.
 const std::string kSelectVerificationBySid =
@@ -182,7 +197,7 @@ const std::string kSelectPendingVerification =
     "expires_at > ?3 ORDER BY seq DESC LIMIT 1";
 const std::string kInsertVerification =
     std::string("INSERT INTO verifications(") + kVerificationCols +
-    ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+    ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 const std::string kSelectService =
     std::string("SELECT ") + kServiceCols + " FROM services WHERE sid = ?1 AND account_sid = ?2";
 
@@ -204,6 +219,7 @@ Verification readVerification(const Query& q) {
   v.date_created = q.integer(13);
   v.date_updated = q.integer(14);
   v.expires_at = q.integer(15);
+  v.fraud_prefix = q.optText(16);
   return v;
 }
 
@@ -297,7 +313,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     return fail(Error::internal("database schema is newer than this verifyd (version " +
                                 std::to_string(version) + ")"));
   // Each step runs in its own transaction, so an interrupted upgrade resumes where it stopped.
-  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
   for (std::int64_t v = version; v < kSchemaVersion; ++v) {
     if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
     if (auto st = d.exec(steps[v]); !st) {
@@ -686,9 +702,7 @@ Status chargeBuckets(Db& db, const std::vector<RateCharge>& charges, UnixTime no
     auto row = q.step();
     if (!row) return fail(row.error());
     if (q.integer(0) >= c.max) {
-      Error e = Error::of(c.when_full, c.when_full == ErrorKind::kMaxSendAttempts
-                                           ? "Max send attempts reached"
-                                           : "Too many requests");
+      Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
       e.param = c.rate_limit_name;
       e.retry_after = q.integer(1) + c.interval - now;
       return fail(e);
@@ -703,6 +717,102 @@ Status chargeBuckets(Db& db, const std::vector<RateCharge>& charges, UnixTime no
         !st)
       return st;
   return {};
+}
+
+Status countFraud(Db& db, const std::string& account_sid, const std::string& prefix,
+                  std::int64_t hour, int sends, int conversions) {
+  return db
+      .query(
+          "INSERT INTO fraud_counts(account_sid, prefix, hour, sends, conversions) "
+          "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(account_sid, prefix, hour) DO UPDATE SET "
+          "sends = sends + excluded.sends, conversions = conversions + excluded.conversions")
+      .bind(1, account_sid)
+      .bind(2, prefix)
+      .bind(3, hour)
+      .bind(4, sends)
+      .bind(5, conversions)
+      .run();
+}
+
+Result<std::pair<std::int64_t, std::int64_t>> fraudTotals(Db& db, const std::string& account_sid,
+                                                          const std::string& prefix,
+                                                          std::int64_t from_hour) {
+  Query q = db.query(
+      "SELECT COALESCE(SUM(sends), 0), COALESCE(SUM(conversions), 0) FROM fraud_counts "
+      "WHERE account_sid = ?1 AND prefix = ?2 AND hour >= ?3");
+  q.bind(1, account_sid).bind(2, prefix).bind(3, from_hour);
+  auto row = q.step();
+  if (!row) return fail(row.error());
+  return std::pair{q.integer(0), q.integer(1)};
+}
+
+// Fraud Guard for one sms start. Returns the refusal when the prefix is (or now becomes)
+// blocked; writes (the count, a new block) are part of the start's transaction.
+Result<std::optional<Error>> checkFraud(Db& db, const FraudCheck& f, UnixTime now) {
+  const Error blocked =
+      Error::of(ErrorKind::kFraudBlocked, "Verify Fraud Guard blocked messages to " + f.prefix +
+                                              " (suspected SMS pumping); it lifts after 12 hours");
+  {
+    Query q =
+        db.query("SELECT blocked_until FROM fraud_blocks WHERE account_sid = ?1 AND prefix = ?2");
+    q.bind(1, f.account_sid).bind(2, f.prefix);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (*row && q.integer(0) > now) return std::optional<Error>(blocked);
+  }
+  const std::int64_t hour = now / 3600;
+  if (auto st = countFraud(db, f.account_sid, f.prefix, hour, 1, 0); !st) return fail(st.error());
+  if (auto st = countFraud(db, f.account_sid, "", hour, 1, 0); !st) return fail(st.error());
+  auto prefix = fraudTotals(db, f.account_sid, f.prefix, hour - f.window_hours + 1);
+  if (!prefix) return fail(prefix.error());
+  auto [sends, conversions] = *prefix;
+  if (sends - conversions < f.min_unconverted) return std::optional<Error>();
+  auto account = fraudTotals(db, f.account_sid, "", hour - f.baseline_hours + 1);
+  if (!account) return fail(account.error());
+  // The account's own conversion rate, counting this prefix's traffic out of it; with too
+  // little history, assume half of all codes are used.
+  std::int64_t base_sends = account->first - sends,
+               base_conversions = account->second - conversions;
+  double baseline = base_sends >= 20 ? static_cast<double>(base_conversions) / base_sends : 0.5;
+  double rate = static_cast<double>(conversions) / sends;
+  if (rate >= f.factor * baseline) return std::optional<Error>();
+  if (auto st = db.query("INSERT OR REPLACE INTO fraud_blocks(account_sid, prefix, blocked_until, "
+                         "date_created, sends, conversions) VALUES(?1, ?2, ?3, ?4, ?5, ?6)")
+                    .bind(1, f.account_sid)
+                    .bind(2, f.prefix)
+                    .bind(3, static_cast<std::int64_t>(now + f.block_seconds))
+                    .bind(4, static_cast<std::int64_t>(now))
+                    .bind(5, sends)
+                    .bind(6, conversions)
+                    .run();
+      !st)
+    return fail(st.error());
+  return std::optional<Error>(blocked);
+}
+
+// Sends to (service, to) within the window, across verifications, read from the send attempts
+// of the verifications created in it (the index on service and `To` finds them).
+Status checkDestinationSends(Db& db, const std::string& service_sid, const std::string& to,
+                             UnixTime now, const StartGuards& g) {
+  const UnixTime since = now - g.destination_window;
+  Query q = db.query(
+      "SELECT send_attempts FROM verifications WHERE service_sid = ?1 AND to_ = ?2 AND "
+      "date_created > ?3");
+  q.bind(1, service_sid).bind(2, to).bind(3, static_cast<std::int64_t>(since));
+  std::vector<UnixTime> times;
+  for (;;) {
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    for (const auto& a : decodeAttempts(q.text(0)))
+      if (a.time > since) times.push_back(a.time);
+  }
+  if (static_cast<int>(times.size()) < g.max_destination_sends) return {};
+  std::sort(times.begin(), times.end());
+  Error e = Error::of(ErrorKind::kMaxSendAttempts, "Max send attempts reached");
+  // Room again when the send `max` places from the newest leaves the window.
+  e.retry_after = times[times.size() - g.max_destination_sends] + g.destination_window - now;
+  return fail(e);
 }
 
 Status insertMessage(Db& db, const OutboxMessage& m) {
@@ -724,13 +834,26 @@ Status insertMessage(Db& db, const OutboxMessage& m) {
 }  // namespace
 
 void SqliteStore::startAsync(
-    std::string service_sid, std::string to, UnixTime now, std::vector<RateCharge> charges,
+    std::string service_sid, std::string to, UnixTime now, StartGuards guards,
     std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
     Completion<Verification> done) {
   auto out = std::make_shared<Verification>();
+  // A refusal that must still commit (a new Fraud Guard block) is returned through here.
+  auto refusal = std::make_shared<std::optional<Error>>();
   auto fn = [service_sid = std::move(service_sid), to = std::move(to), now,
-             charges = std::move(charges), decide = std::move(decide), out](Db& db) -> Status {
-    if (auto st = chargeBuckets(db, charges, now); !st) return st;
+             guards = std::move(guards), decide = std::move(decide), out,
+             refusal](Db& db) -> Status {
+    if (auto st = chargeBuckets(db, guards.charges, now); !st) return st;
+    if (guards.max_destination_sends > 0)
+      if (auto st = checkDestinationSends(db, service_sid, to, now, guards); !st) return st;
+    if (guards.fraud) {
+      auto verdict = checkFraud(db, *guards.fraud, now);
+      if (!verdict) return fail(verdict.error());
+      if (*verdict) {
+        *refusal = **verdict;
+        return {};
+      }
+    }
     std::optional<Verification> pending;
     {
       Query q = db.query(kSelectPendingVerification.c_str());
@@ -751,6 +874,7 @@ void SqliteStore::startAsync(
       ins.bind(14, static_cast<std::int64_t>(v.date_created));
       ins.bind(15, static_cast<std::int64_t>(v.date_updated));
       ins.bind(16, static_cast<std::int64_t>(v.expires_at));
+      ins.bind(17, v.fraud_prefix);
       if (auto s = ins.run(); !s) return s;
     } else {
       auto upd = db.query(
@@ -766,8 +890,9 @@ void SqliteStore::startAsync(
     *out = v;
     return {};
   };
-  writeAsync(std::move(fn), [out, done = std::move(done)](Status st) {
+  writeAsync(std::move(fn), [out, refusal, done = std::move(done)](Status st) {
     if (!st) return done(fail(st.error()));
+    if (*refusal) return done(fail(**refusal));
     done(std::move(*out));
   });
 }
@@ -787,6 +912,14 @@ void SqliteStore::mutateAsync(VerificationKey key,
     auto changed = change(**found);
     if (!changed) return fail(changed.error());
     *out = std::move(*changed);
+    if (out->status == status::kApproved && (*found)->status != status::kApproved &&
+        out->fraud_prefix) {
+      // A conversion, counted in the hour the code was sent.
+      const std::int64_t hour = out->date_created / 3600;
+      if (auto st = countFraud(db, out->account_sid, *out->fraud_prefix, hour, 0, 1); !st)
+        return st;
+      if (auto st = countFraud(db, out->account_sid, "", hour, 0, 1); !st) return st;
+    }
     return db
         .query(
             "UPDATE verifications SET status = ?1, check_attempts = ?2, date_updated = ?3 "
@@ -1159,6 +1292,42 @@ Result<std::vector<GeoPermission>> SqliteStore::geoPermissions(std::string_view 
     if (generation == geo_generation_) geo_cache_.emplace(std::string(account_sid), *found);
   }
   return found;
+}
+
+Result<std::vector<FraudBlock>> SqliteStore::fraudBlocks(std::string_view account_sid,
+                                                         UnixTime now) {
+  using Out = std::vector<FraudBlock>;
+  return read<Out>([&](Db& db) -> Result<Out> {
+    Query q = db.query(
+        "SELECT prefix, blocked_until, date_created, sends, conversions FROM fraud_blocks WHERE "
+        "account_sid = ?1 AND blocked_until > ?2 ORDER BY date_created");
+    q.bind(1, account_sid).bind(2, static_cast<std::int64_t>(now));
+    Out out;
+    for (;;) {
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (!*row) break;
+      out.push_back(FraudBlock{q.text(0), q.integer(1), q.integer(2), q.integer(3), q.integer(4)});
+    }
+    return out;
+  });
+}
+
+Status SqliteStore::liftFraudBlock(std::string_view account_sid, std::string_view prefix) {
+  return write([&](Db& db) -> Status {
+    if (auto st = db.query("DELETE FROM fraud_blocks WHERE account_sid = ?1 AND prefix = ?2")
+                      .bind(1, account_sid)
+                      .bind(2, prefix)
+                      .run();
+        !st)
+      return st;
+    if (db.changes() == 0) return fail(Error::notFound());
+    // Start the prefix afresh, or the next send would block it again at once.
+    return db.query("DELETE FROM fraud_counts WHERE account_sid = ?1 AND prefix = ?2")
+        .bind(1, account_sid)
+        .bind(2, prefix)
+        .run();
+  });
 }
 
 // ---- dev outbox -----------------------------------------------------------------------------

@@ -44,8 +44,7 @@ class SqliteStore final : public Store {
                                 const std::function<Status(Service&)>& change) override;
   Status deleteService(std::string_view account_sid, std::string_view sid) override;
 
-  void startAsync(std::string service_sid, std::string to, UnixTime now,
-                  std::vector<RateCharge> charges,
+  void startAsync(std::string service_sid, std::string to, UnixTime now, StartGuards guards,
                   std::function<Result<StartWrite>(const std::optional<Verification>&)> decide,
                   Completion<Verification> done) override;
   Result<std::optional<Verification>> getVerification(const VerificationKey& key) override;
@@ -79,6 +78,8 @@ class SqliteStore final : public Store {
   Status removeSafeNumber(std::string_view account_sid, std::string_view phone_number) override;
   Status setGeoPermission(std::string_view account_sid, const GeoPermission& p) override;
   Result<std::vector<GeoPermission>> geoPermissions(std::string_view account_sid) override;
+  Result<std::vector<FraudBlock>> fraudBlocks(std::string_view account_sid, UnixTime now) override;
+  Status liftFraudBlock(std::string_view account_sid, std::string_view prefix) override;
 
   Result<Page<OutboxMessage>> listMessages(std::string_view account_sid, std::string_view to,
                                            PageCursor cursor, int page_size) override;
