@@ -1248,6 +1248,45 @@ class DevOutboxOffTest(Base):
         self.assertNotIn(b"verification code", json.dumps(b).encode() if isinstance(b, dict) else b)
 
 
+class LimitsUnderConcurrencyTest(Base):
+    """Every limit holds when requests arrive at once: fire them in parallel and count."""
+
+    def parallel(self, fn, n):
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(fn, range(n)))
+
+    def test_rate_limit_bucket(self):
+        svc = self.create_service("Parallel Bucket")["sid"]
+        st, _, rk = self.req("POST", self.svc_path(svc, "/RateLimits"), {"UniqueName": "ip"})
+        self.assertEqual(st, 201, rk)
+        st, _, b = self.req("POST", self.svc_path(svc, "/RateLimits/%s/Buckets" % rk["sid"]),
+                            {"Max": "4", "Interval": "60"})
+        self.assertEqual(st, 201, b)
+        statuses = self.parallel(lambda i: self.req(
+            "POST", self.svc_path(svc, "/Verifications"),
+            {"To": new_phone(), "Channel": "sms", "RateLimits": '{"ip": "203.0.113.9"}'})[0], 20)
+        self.assertEqual(statuses.count(201), 4, statuses)
+        self.assertEqual(statuses.count(429), 16, statuses)
+
+    def test_fetch_limit(self):
+        to = new_phone()
+        sid = self.create_verification(to)["sid"]
+        statuses = self.parallel(
+            lambda i: self.req("GET", self.svc_path(tail="/Verifications/" + sid))[0], 70)
+        self.assertEqual(statuses.count(200), 60, statuses)
+        self.assertEqual(statuses.count(429), 10, statuses)
+
+    def test_pending_per_number_across_services(self):
+        services = [self.create_service("Parallel %d" % i)["sid"] for i in range(8)]
+        to = new_phone()
+        statuses = self.parallel(lambda i: self.req(
+            "POST", self.svc_path(services[i], "/Verifications"),
+            {"To": to, "Channel": "sms"})[0], 8)
+        self.assertEqual(statuses.count(201), 5, statuses)
+        self.assertEqual(statuses.count(429), 3, statuses)
+
+
 class AuthThrottlingTest(Base):
     """Failed authentication from one address is slowed, then refused (low limits via flags)."""
     srv = None

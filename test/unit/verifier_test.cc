@@ -344,6 +344,25 @@ TEST_F(VerifierTest, FraudGuardBlocksAPumpedPrefixButNotConvertingTraffic) {
   EXPECT_EQ(protection.liftFraudBlock(kAccount, "+14159929").error().kind, ErrorKind::kNotFound);
 }
 
+TEST_F(VerifierTest, PendingVerificationsToOneNumberAreCappedAcrossServices) {
+  std::vector<std::string> services = {service_};
+  for (int i = 0; i < 6; ++i) {
+    ServiceSettings s;
+    s.friendly_name = "svc" + std::to_string(i);
+    services.push_back(registry_->create(kAccount, s)->sid);
+  }
+  auto startOn = [&](const std::string& svc) {
+    return verifier_->start(kAccount, svc, StartParams{kTo, "sms", {}, {}, {}, {}, {}});
+  };
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(startOn(services[i])) << i;
+  auto sixth = startOn(services[5]);
+  ASSERT_FALSE(sixth);
+  EXPECT_EQ(sixth.error().kind, ErrorKind::kTooManyPending);
+  EXPECT_TRUE(startOn(services[0]));  // a resend is not a new verification
+  clock_.advance(600);                // all five expire
+  EXPECT_TRUE(startOn(services[5]));
+}
+
 TEST_F(VerifierTest, FraudGuardOffLetsEverythingThrough) {
   VerifierOptions o;
   o.fraud_guard = "off";

@@ -24,6 +24,7 @@ enum class ErrorKind {
   kTooManyBuckets,        // 60210
   kDuplicateBucket,       // 60211
   kSmsToLandline,         // 60205: the service skips SMS to landlines
+  kTooManyPending,        // 60212: too many concurrent verifications for one number
   kFraudBlocked,          // 60410: Fraud Guard blocked the destination prefix
   kGeoBlocked,            // 60605: the destination country is blocked for the channel
   kNotImplemented,        // a resource of the Twilio API that verifyd does not serve yet

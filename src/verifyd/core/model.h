@@ -188,6 +188,10 @@ struct StartGuards {
   // counted from the verifications themselves, so the limit costs no extra writes.
   int max_destination_sends = 0;
   int destination_window = 600;
+  // Pending verifications to one number across the account's services (0 = no limit): a new
+  // verification beyond it answers kTooManyPending. Resends are not new verifications.
+  int max_pending_per_number = 0;
+  std::string account_sid;
 };
 
 // A message verifyd would deliver, kept in the dev outbox with its rendered text.

@@ -259,6 +259,8 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
   guards.fraud = fraud;
   guards.max_destination_sends = options_.max_sends_per_destination;
   guards.destination_window = options_.destination_window_seconds;
+  guards.max_pending_per_number = options_.max_pending_per_number;
+  guards.account_sid = account_sid;
   store_.startAsync(service_sid, p.to, now, std::move(guards), std::move(decide),
                     [this, sent, lookup_type, done = std::move(done)](Result<Verification> r) {
                       executor_([this, sent, lookup_type, done, r = std::move(r)]() mutable {

@@ -25,6 +25,7 @@ struct VerifierOptions {
   // verification does not reset the count (Twilio's per-number limit). 0 turns it off.
   int max_sends_per_destination = 5;
   int destination_window_seconds = 600;
+  int max_pending_per_number = 5;  // concurrent pending verifications to one number (60212)
   // Fetches of one verification (Twilio: 60 a minute, 180 an hour, 250 a day).
   std::vector<Window> fetch_limits = {{60, 60}, {180, 3600}, {250, 86400}};
   // Server-wide geo blocks ("sms:CU"), for accounts without a rule of their own.

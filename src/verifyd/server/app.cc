@@ -141,6 +141,7 @@ int serve(const ServeConfig& cfg) {
   vopts.dev_outbox = cfg.dev_outbox;
   vopts.max_sends_per_destination = cfg.max_sends_per_destination;
   vopts.destination_window_seconds = cfg.destination_window;
+  vopts.max_pending_per_number = cfg.max_pending_per_number;
   for (const auto& block : cfg.geo_block) {
     auto colon = block.find(':');
     if (colon == std::string::npos || !geoControlled(block.substr(0, colon)) ||

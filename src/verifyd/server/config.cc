@@ -67,6 +67,12 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
         ->envname("VERIFYD_DESTINATION_WINDOW")
         ->check(CLI::Range(1, 86400))
         ->capture_default_str();
+    a->add_option("--max-pending-per-number", s.max_pending_per_number,
+                  "Pending verifications to one number across an account's services (then "
+                  "429/60212; 0 = no limit)")
+        ->envname("VERIFYD_MAX_PENDING_PER_NUMBER")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
     a->add_option("--max-fetches-per-minute", s.max_fetches_per_minute,
                   "Fetches of one verification per minute (then 429/20429)")
         ->envname("VERIFYD_MAX_FETCHES_PER_MINUTE")

@@ -16,6 +16,7 @@ struct ServeConfig {
   int threads = 2;
   int max_sends_per_destination = 5;
   int destination_window = 600;
+  int max_pending_per_number = 5;
   int max_fetches_per_minute = 60, max_fetches_per_hour = 180, max_fetches_per_day = 250;
   int auth_failures_before_delay = 5, auth_failures_before_refusal = 20;
   int auth_failure_window = 300;

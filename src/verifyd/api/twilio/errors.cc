@@ -59,6 +59,9 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
     case ErrorKind::kSmsToLandline:
       status = 403, code = 60205;
       break;
+    case ErrorKind::kTooManyPending:
+      status = 429, code = 60212;
+      break;
     case ErrorKind::kFraudBlocked:
       status = 403, code = 60410;
       break;

@@ -81,7 +81,14 @@ CREATE TABLE fraud_blocks(
   PRIMARY KEY(account_sid, prefix));
 PRAGMA user_version = 4;
 )sql";
-constexpr int kSchemaVersion = 4;
+// Version 5: the `To` index leads with `to_`, so that it serves lookups by service and `To`
+// and the per-number count across an account's services.
+constexpr const char* kSchemaV5 = R"sql(
+DROP INDEX verifications_by_to;
+CREATE INDEX verifications_by_to ON verifications(to_, service_sid, seq);
+PRAGMA user_version = 5;
+)sql";
+constexpr int kSchemaVersion = 5;
 
 template <class T>
 void put(json& j, const char* k, const std::optional<T>& v) {
@@ -313,7 +320,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     return fail(Error::internal("database schema is newer than this verifyd (version " +
                                 std::to_string(version) + ")"));
   // Each step runs in its own transaction, so an interrupted upgrade resumes where it stopped.
-  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4};
+  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
   for (std::int64_t v = version; v < kSchemaVersion; ++v) {
     if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
     if (auto st = d.exec(steps[v]); !st) {
@@ -861,6 +868,17 @@ void SqliteStore::startAsync(
       auto row = q.step();
       if (!row) return fail(row.error());
       if (*row) pending = readVerification(q);
+    }
+    if (!pending && guards.max_pending_per_number > 0) {
+      Query q = db.query(
+          "SELECT COUNT(*) FROM verifications WHERE to_ = ?1 AND account_sid = ?2 AND "
+          "status = 'pending' AND expires_at > ?3");
+      q.bind(1, to).bind(2, guards.account_sid).bind(3, static_cast<std::int64_t>(now));
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (q.integer(0) >= guards.max_pending_per_number)
+        return fail(Error::of(ErrorKind::kTooManyPending,
+                              "Too many concurrent requests for phone number " + to));
     }
     auto w = decide(pending);
     if (!w) return fail(w.error());
