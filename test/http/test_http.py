@@ -1287,6 +1287,62 @@ class LimitsUnderConcurrencyTest(Base):
         self.assertEqual(statuses.count(429), 3, statuses)
 
 
+class FraudGuardAndGeoTest(Base):
+    """SMS pumping and geo permissions over real HTTP, with Fraud Guard at its default level."""
+    srv = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Verifyd(extra_args=["--fraud-guard", "standard"])
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.stop()
+        finally:
+            cls.srv.cleanup()
+
+    def start(self, to, **params):
+        body = {"To": to, "Channel": "sms"}
+        body.update(params)
+        return self.req("POST", self.svc_path(tail="/Verifications"), body)
+
+    def test_pumped_prefix_is_blocked_converting_ones_are_not(self):
+        for i in range(10):  # real users in two prefixes check their codes
+            for prefix in ("+15017122", "+16502530"):
+                to = "%s%03d" % (prefix, i)
+                st, _, v = self.start(to)
+                self.assertEqual(st, 201, v)
+                st, _, c = self.req("POST", self.svc_path(tail="/VerificationCheck"),
+                                    {"To": to, "Code": self.s.latest_code(to)})
+                self.assertEqual((st, c["status"]), (200, "approved"))
+        results = [self.start("+14159929%03d" % i) for i in range(60)]
+        accepted = sum(1 for r in results if r[0] == 201)
+        blocked = [r for r in results if r[0] == 403]
+        self.assertLessEqual(accepted, 15)
+        self.assertEqual(accepted + len(blocked), 60)
+        for r in blocked:
+            self.assert_error(r, 403, 60410, prefix="Verify Fraud Guard blocked messages to +14159929")
+        st, _, listed = self.req("GET", "/admin/v1/FraudGuard/BlockedPrefixes")
+        self.assertEqual([b["prefix"] for b in listed["blocked_prefixes"]], ["+14159929"])
+        self.assertEqual(self.start("+15017122999")[0], 201)  # converting prefix: never blocked
+        self.assertEqual(self.start("+14159929800", RiskCheck="disable")[0], 201)
+        st, _, _ = self.req("DELETE", "/admin/v1/FraudGuard/BlockedPrefixes/+14159929")
+        self.assertEqual(st, 204)
+        self.assertEqual(self.start("+14159929801")[0], 201)
+
+    def test_geo_block_before_anything_is_stored(self):
+        st, _, p = self.req("POST", "/admin/v1/GeoPermissions",
+                            {"Channel": "sms", "Country": "GB", "Permission": "block"})
+        self.assertEqual((st, p["permission"]), (200, "block"))
+        to = "+447400123456"
+        self.assert_error(self.start(to), 403, 60605)
+        self.assertEqual(self.s.messages(to), [])
+        st, _, _ = self.req("POST", "/v2/SafeList/Numbers", {"PhoneNumber": to})
+        self.assertEqual(st, 201)
+        self.assertEqual(self.start(to)[0], 201)
+
+
 class AuthThrottlingTest(Base):
     """Failed authentication from one address is slowed, then refused (low limits via flags)."""
     srv = None

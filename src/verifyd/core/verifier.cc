@@ -121,8 +121,10 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     // Geo permissions, before anything is stored; safe-listed numbers are exempt.
     auto rules = store_.geoPermissions(account_sid);
     if (!rules) return error(rules.error());
-    const std::string region = phones_.regionOf(p.to);
-    if (!geoAllowed(*rules, options_.geo_blocked, p.channel, region)) {
+    // Resolving the region costs a metadata search: only when there is a rule to apply.
+    const bool any_rule = !rules->empty() || !options_.geo_blocked.empty();
+    const std::string region = any_rule ? phones_.regionOf(p.to) : std::string();
+    if (any_rule && !geoAllowed(*rules, options_.geo_blocked, p.channel, region)) {
       auto safe = store_.getSafeNumber(account_sid, p.to);
       if (!safe) return error(safe.error());
       if (!*safe)
