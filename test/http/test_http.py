@@ -181,6 +181,22 @@ class Base(unittest.TestCase):
 
 
 # ===========================================================================
+class OwnServerBase(Base):
+    """A test class with a server of its own, started with `server_args`."""
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Verifyd(extra_args=list(cls.server_args))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.stop()
+        finally:
+            cls.srv.cleanup()
+
+
 class HealthAndAuthTest(Base):
 
     def test_healthz_without_auth(self):
@@ -1223,19 +1239,8 @@ class HttpRobustnessTest(Base):
 
 
 # ===========================================================================
-class DevOutboxOffTest(Base):
-    srv = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Verifyd(extra_args=["--dev-outbox", "off"])
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.cleanup()
+class DevOutboxOffTest(OwnServerBase):
+    server_args = ["--dev-outbox", "off"]
 
     def test_dev_outbox_is_404(self):
         to = new_phone()
@@ -1287,20 +1292,9 @@ class LimitsUnderConcurrencyTest(Base):
         self.assertEqual(statuses.count(429), 3, statuses)
 
 
-class FraudGuardAndGeoTest(Base):
+class FraudGuardAndGeoTest(OwnServerBase):
     """SMS pumping and geo permissions over real HTTP, with Fraud Guard at its default level."""
-    srv = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Verifyd(extra_args=["--fraud-guard", "standard"])
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.cleanup()
+    server_args = ["--fraud-guard", "standard"]
 
     def start(self, to, **params):
         body = {"To": to, "Channel": "sms"}
@@ -1343,22 +1337,11 @@ class FraudGuardAndGeoTest(Base):
         self.assertEqual(self.start(to)[0], 201)
 
 
-class AuthThrottlingTest(Base):
+class AuthThrottlingTest(OwnServerBase):
     """Failed authentication from one address is slowed, then refused (low limits via flags)."""
-    srv = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Verifyd(extra_args=["--auth-failures-before-delay", "2",
+    server_args = ["--auth-failures-before-delay", "2",
                                       "--auth-failures-before-refusal", "4",
-                                      "--auth-failure-window", "60"])
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.cleanup()
+                                      "--auth-failure-window", "60"]
 
     def test_slowed_then_refused(self):
         bad = (self.s.account_sid, "not-the-token")
@@ -1380,19 +1363,8 @@ class AuthThrottlingTest(Base):
         self.assertEqual(self.req("GET", "/healthz", auth=None)[0], 200)
 
 
-class CodeTtlTest(Base):
-    srv = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Verifyd(extra_args=["--code-ttl", "2"])
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.cleanup()
+class CodeTtlTest(OwnServerBase):
+    server_args = ["--code-ttl", "2"]
 
     def test_expired_verification_is_gone(self):
         to = new_phone()
@@ -1435,20 +1407,9 @@ class EnvConfigTest(unittest.TestCase):
             srv.cleanup()
 
 
-class PublicUrlTest(Base):
-    srv = None
+class PublicUrlTest(OwnServerBase):
     PUBLIC = "http://example.test:9999"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Verifyd(extra_args=["--public-url", cls.PUBLIC])
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.srv.stop()
-        finally:
-            cls.srv.cleanup()
+    server_args = ["--public-url", PUBLIC]
 
     def test_urls_use_public_url(self):
         b = self.create_service("Public Svc")

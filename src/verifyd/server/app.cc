@@ -231,28 +231,25 @@ int keysCreate(const Config& cfg) {
   return 0;
 }
 
-int geoCommand(const Config& cfg) {
+// `verifyd geo set|list` and `verifyd fraud list|lift`: an account's protections, offline.
+int protectionCommand(const Config& cfg) {
   Runtime rt;
   if (auto ok = openRuntime(cfg.serve.data_dir, rt); !ok) return startupError(ok.error().message);
   LibPhoneNumbers phones;
   Protection protection(*rt.store, phones, rt.clock, rt.random);
-  if (cfg.command == Command::kGeoSet) {
-    auto set =
-        protection.setGeoPermission(cfg.account_sid, cfg.channel, cfg.country, cfg.permission);
-    if (!set) return startupError(set.error().message);
+  if (cfg.command == Command::kGeoSet || cfg.command == Command::kGeoList) {
+    if (cfg.command == Command::kGeoSet) {
+      auto set =
+          protection.setGeoPermission(cfg.account_sid, cfg.channel, cfg.country, cfg.permission);
+      if (!set) return startupError(set.error().message);
+    }
+    auto rules = protection.geoPermissions(cfg.account_sid);
+    if (!rules) return startupError(rules.error().message);
+    for (const auto& r : *rules)
+      std::printf("%s %s %s\n", r.channel.c_str(), r.country.c_str(),
+                  r.allowed ? "allow" : "block");
+    return 0;
   }
-  auto rules = protection.geoPermissions(cfg.account_sid);
-  if (!rules) return startupError(rules.error().message);
-  for (const auto& r : *rules)
-    std::printf("%s %s %s\n", r.channel.c_str(), r.country.c_str(), r.allowed ? "allow" : "block");
-  return 0;
-}
-
-int fraudCommand(const Config& cfg) {
-  Runtime rt;
-  if (auto ok = openRuntime(cfg.serve.data_dir, rt); !ok) return startupError(ok.error().message);
-  LibPhoneNumbers phones;
-  Protection protection(*rt.store, phones, rt.clock, rt.random);
   if (cfg.command == Command::kFraudLift) {
     if (auto st = protection.liftFraudBlock(cfg.account_sid, cfg.prefix); !st)
       return startupError(st.error().kind == ErrorKind::kNotFound ? cfg.prefix + " is not blocked"
@@ -279,10 +276,9 @@ int runCommand(const Config& config) {
       return keysCreate(config);
     case Command::kGeoSet:
     case Command::kGeoList:
-      return geoCommand(config);
     case Command::kFraudList:
     case Command::kFraudLift:
-      return fraudCommand(config);
+      return protectionCommand(config);
   }
   return 2;
 }
