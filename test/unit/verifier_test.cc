@@ -363,6 +363,33 @@ TEST_F(VerifierTest, PendingVerificationsToOneNumberAreCappedAcrossServices) {
   EXPECT_TRUE(startOn(services[5]));
 }
 
+TEST_F(VerifierTest, AStartFraudGuardRefusesChargesNoRateLimitBucket) {
+  RateLimitRegistry limits(*store_, *store_, clock_, random_);
+  auto rk = limits.create(kAccount, service_, "end_user_ip", std::nullopt);
+  ASSERT_TRUE(rk);
+  ASSERT_TRUE(limits.createBucket(kAccount, service_, rk->sid, 1, 60));
+  auto startFrom = [&](const std::string& to, const std::string& ip) {
+    StartParams p{to, "sms", {}, {}, {}, {}, {}};
+    p.rate_limits = {{"end_user_ip", ip}};
+    return verifier_->start(kAccount, service_, p);
+  };
+  // Pump one prefix until Fraud Guard blocks it (each from its own IP).
+  bool blocked = false;
+  for (int i = 0; i < 20 && !blocked; ++i) {
+    auto r = startFrom("+14159929" + std::to_string(100 + i), "10.0.0." + std::to_string(i));
+    blocked = !r && r.error().kind == ErrorKind::kFraudBlocked;
+  }
+  ASSERT_TRUE(blocked);
+  // Refused by Fraud Guard from 192.0.2.7: that IP's single slot must still be free.
+  auto refused = startFrom("+14159929200", "192.0.2.7");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().kind, ErrorKind::kFraudBlocked);
+  EXPECT_TRUE(startFrom("+15017122661", "192.0.2.7"));
+  auto second = startFrom("+15017122662", "192.0.2.7");
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().kind, ErrorKind::kRateLimited);
+}
+
 TEST_F(VerifierTest, FraudGuardOffLetsEverythingThrough) {
   VerifierOptions o;
   o.fraud_guard = "off";

@@ -239,21 +239,15 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
   StartGuards guards;
   std::vector<RateCharge>& charges = guards.charges;
   if (!p.rate_limits.empty()) {
-    auto buckets = store_.bucketsOfService(service_sid);
-    if (!buckets) return error(buckets.error());
+    auto limits = store_.rateLimitsOfService(service_sid);
+    if (!limits) return error(limits.error());
     for (const auto& [name, value] : p.rate_limits) {
-      bool known = false;
-      for (const auto& [limit_name, bucket] : *buckets) {
+      bool known = false;  // a limit without buckets limits nothing, but it must exist
+      for (const auto& [limit_name, bucket] : *limits) {
         if (limit_name != name) continue;
         known = true;
-        charges.push_back(RateCharge{bucket.sid, name, value, bucket.max, bucket.interval});
-      }
-      if (!known) {
-        // A limit without buckets limits nothing, but it must exist.
-        auto limits = store_.listRateLimits(service_sid, {}, 1000);
-        if (!limits) return error(limits.error());
-        known = std::any_of(limits->items.begin(), limits->items.end(),
-                            [&](const RateLimit& r) { return r.unique_name == name; });
+        if (bucket)
+          charges.push_back(RateCharge{bucket->sid, name, value, bucket->max, bucket->interval});
       }
       if (!known) return error(Error::invalid("RateLimits", "no rate limit named '" + name + "'"));
     }

@@ -145,8 +145,9 @@ class RateLimitStore {
                                       std::optional<int> max, std::optional<int> interval,
                                       UnixTime now) = 0;
   virtual Status deleteBucket(std::string_view rate_limit_sid, std::string_view sid) = 0;
-  // Every bucket of the service's rate limits, with the limit's unique name (for enforcement).
-  virtual Result<std::vector<std::pair<std::string, Bucket>>> bucketsOfService(
+  // Every rate limit of the service by unique name, once per bucket (nullopt for a limit
+  // without buckets): what enforcement needs, in one read.
+  virtual Result<std::vector<std::pair<std::string, std::optional<Bucket>>>> rateLimitsOfService(
       std::string_view service_sid) = 0;
 };
 

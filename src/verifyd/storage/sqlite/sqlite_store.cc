@@ -386,11 +386,11 @@ void SqliteStore::checkpointLoop() {
 }
 
 std::uint64_t SqliteStore::commits() const {
-  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  std::lock_guard lock(mu_);
   return commits_;
 }
 std::uint64_t SqliteStore::writes() const {
-  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  std::lock_guard lock(mu_);
   return writes_;
 }
 
@@ -850,9 +850,8 @@ void SqliteStore::startAsync(
   auto fn = [service_sid = std::move(service_sid), to = std::move(to), now,
              guards = std::move(guards), decide = std::move(decide), out,
              refusal](Db& db) -> Status {
-    if (auto st = chargeBuckets(db, guards.charges, now); !st) return st;
-    if (guards.max_destination_sends > 0)
-      if (auto st = checkDestinationSends(db, service_sid, to, now, guards); !st) return st;
+    // Fraud Guard first: its refusal commits (a new block must persist), so nothing else may
+    // have been written by then. Any later refusal fails the job and undoes its count too.
     if (guards.fraud) {
       auto verdict = checkFraud(db, *guards.fraud, now);
       if (!verdict) return fail(verdict.error());
@@ -861,6 +860,9 @@ void SqliteStore::startAsync(
         return {};
       }
     }
+    if (auto st = chargeBuckets(db, guards.charges, now); !st) return st;
+    if (guards.max_destination_sends > 0)
+      if (auto st = checkDestinationSends(db, service_sid, to, now, guards); !st) return st;
     std::optional<Verification> pending;
     {
       Query q = db.query(kSelectPendingVerification.c_str());
@@ -1181,14 +1183,16 @@ Status SqliteStore::deleteBucket(std::string_view rate_limit_sid, std::string_vi
   });
 }
 
-Result<std::vector<std::pair<std::string, Bucket>>> SqliteStore::bucketsOfService(
+Result<std::vector<std::pair<std::string, std::optional<Bucket>>>> SqliteStore::rateLimitsOfService(
     std::string_view service_sid) {
-  using Out = std::vector<std::pair<std::string, Bucket>>;
+  using Out = std::vector<std::pair<std::string, std::optional<Bucket>>>;
   return read<Out>([&](Db& db) -> Result<Out> {
+    // The bucket's columns as readBucket expects them, then the limit's name; a limit without
+    // buckets comes once, with NULL bucket columns.
     static const std::string sql =
-        "SELECT r.unique_name, b.seq, b.sid, b.rate_limit_sid, b.service_sid, b.account_sid, "
-        "b.max, b.interval, b.date_created, b.date_updated FROM buckets b JOIN rate_limits r ON "
-        "r.sid = b.rate_limit_sid WHERE b.service_sid = ?1 ORDER BY b.seq";
+        "SELECT b.seq, b.sid, b.rate_limit_sid, b.service_sid, b.account_sid, b.max, b.interval, "
+        "b.date_created, b.date_updated, r.unique_name FROM rate_limits r LEFT JOIN buckets b ON "
+        "b.rate_limit_sid = r.sid WHERE r.service_sid = ?1 ORDER BY r.seq, b.seq";
     Query q = db.query(sql.c_str());
     q.bind(1, service_sid);
     Out out;
@@ -1196,15 +1200,9 @@ Result<std::vector<std::pair<std::string, Bucket>>> SqliteStore::bucketsOfServic
       auto row = q.step();
       if (!row) return fail(row.error());
       if (!*row) break;
-      Bucket b{q.text(2),
-               q.text(3),
-               q.text(4),
-               q.text(5),
-               static_cast<int>(q.integer(6)),
-               static_cast<int>(q.integer(7)),
-               q.integer(8),
-               q.integer(9)};
-      out.emplace_back(q.text(0), std::move(b));
+      std::optional<Bucket> bucket;
+      if (q.optText(1)) bucket = readBucket(q);
+      out.emplace_back(q.text(9), std::move(bucket));
     }
     return out;
   });

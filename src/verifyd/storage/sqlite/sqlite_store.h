@@ -69,7 +69,7 @@ class SqliteStore final : public Store {
                               std::optional<int> max, std::optional<int> interval,
                               UnixTime now) override;
   Status deleteBucket(std::string_view rate_limit_sid, std::string_view sid) override;
-  Result<std::vector<std::pair<std::string, Bucket>>> bucketsOfService(
+  Result<std::vector<std::pair<std::string, std::optional<Bucket>>>> rateLimitsOfService(
       std::string_view service_sid) override;
 
   Result<SafeNumber> addSafeNumber(const SafeNumber& entry) override;
@@ -109,7 +109,7 @@ class SqliteStore final : public Store {
   bool durable_;
   std::unique_ptr<sqlite::Db> writer_db_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
