@@ -1,0 +1,76 @@
+#pragma once
+// What a delivery provider is asked to send, what it answers, and the interface every provider
+// (Kannel, SMTP, Twilio-compatible HTTP APIs, JSON webhooks, the dev outbox) implements.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace verifyd {
+
+// One message for one delivery attempt. Rendered by the dispatcher from the locale's template;
+// providers only transport it.
+struct OutgoingMessage {
+  std::string attempt_sid;  // VL…: unique per attempt, usable as an idempotency key
+  std::string account_sid;
+  std::string service_sid;
+  std::string verification_sid;
+  std::string channel;  // sms | call | email | whatsapp
+  std::string to;       // E.164 number, or e-mail address
+  std::string locale;   // e.g. "en", "pt-BR"
+  std::string code;     // the code itself (for templates that place it themselves)
+  std::string friendly_name;
+  // sms / whatsapp: the text. call: the sentence to speak once (see `speech`). email: plain text.
+  std::string text;
+  // call: the full text to speak (digits one by one, repeated), and the TTS language (e.g.
+  // "fr-FR").
+  std::string speech;
+  std::string speech_language;
+  // email only
+  std::string subject;
+  std::string html;
+  std::string from;       // ChannelConfiguration.from, or empty for the provider's default
+  std::string from_name;  // ChannelConfiguration.from_name
+  // Twilio Messaging Service chosen by the service's Messaging Configuration for the country.
+  std::string messaging_service_sid;
+  // Absolute URL the provider reports delivery status to (already authenticated by a token in
+  // its query). Providers add their own query parameters with '&'.
+  std::string status_callback;
+};
+
+// How an attempt ended at the provider.
+enum class SendOutcome {
+  kAccepted,   // the provider took the message (status says how far it got)
+  kTransient,  // not taken, may succeed later: connection refused, 5xx, 429, ...
+  kPermanent,  // refused for good by this provider: 4xx, bad address, auth failure
+  kUnknown,    // the request may have reached the provider but no answer came (timeout)
+};
+
+struct SendResult {
+  SendOutcome outcome = SendOutcome::kTransient;
+  // With kAccepted: "queued", "sent" or "delivered" (SMTP acceptance by the final server).
+  std::string status = "sent";
+  std::string provider_message_id;  // empty when the provider returns none (Kannel)
+  int error_code = 0;               // provider's or HTTP status, 0 when none
+  std::string error_message;        // never contains the code or secrets
+};
+
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Blocking; must return within the provider's configured timeout. Thread-safe: several
+  // dispatcher workers call it at once.
+  virtual SendResult send(const OutgoingMessage& message) = 0;
+};
+
+// A provider as the config file declares it: `[[provider]]` tables in verifyd.toml.
+struct ProviderConfig {
+  std::string name;                             // unique, shows in attempts
+  std::string type;                             // kannel | smtp | twilio | webhook | dev-outbox
+  std::vector<std::string> channels;            // which channels it serves
+  std::vector<std::string> countries;           // ISO alpha-2; empty = every country
+  std::map<std::string, std::string> settings;  // every other key, as text
+  int timeout_ms = 10000;                       // whole request
+};
+
+}  // namespace verifyd
