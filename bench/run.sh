@@ -160,7 +160,7 @@ start_verifyd() { # data_dir: start verifyd, set TWILIO_ACCOUNT_SID, TWILIO_AUTH
   out=$dir.stdout
   mkdir -p "$dir"
   "$VERIFYD" --code-ttl 86400 --log-level warn --dev-outbox off --fraud-guard off --listen 127.0.0.1:0 \
-    --data-dir "$dir" >"$out" 2>>"$dir.stderr" &
+    --data-dir "$dir" ${VERIFYD_EXTRA:-} >"$out" 2>>"$dir.stderr" &
   VERIFYD_PID=$!
   track "$VERIFYD_PID"
   wait_line "$out" '^VERIFYD_BASE_URL=' 300 "$VERIFYD_PID" || die "verifyd did not start; see ${dir#"$ROOT"/}.stderr"
@@ -319,6 +319,31 @@ stop_pid "$FLOOR_PID"
 # --- verifyd ---------------------------------------------------------------------------------
 verifyd_scenarios verifyd 0 "$BENCH_SVC" "$BENCH_SVC" "$HAVE_CHECKS"
 stop_verifyd
+
+# --- verifyd sending through a provider: one that answers at once, one that never answers -----
+# Creates only: the dispatcher sends off the request path, so a hung provider must not move the
+# create figures (its workers wait out timeout_ms while creates keep committing).
+for mode in instant hung; do
+  node "$BENCH/lib/provider.js" "$mode" >"$WORK/provider-$mode.stdout" 2>&1 &
+  PROV_PID=$!
+  track "$PROV_PID"
+  wait_line "$WORK/provider-$mode.stdout" '^PROVIDER_URL=' 30 "$PROV_PID" || die "the $mode provider did not start"
+  PROV_URL=$(sed -n 's/^PROVIDER_URL=//p' "$WORK/provider-$mode.stdout")
+  printf '[delivery]\nworkers = 4\nmax_tries = 2\nretry_initial_ms = 1000\n\n[[provider]]\nname = "bench"\ntype = "webhook"\nchannels = ["sms"]\ntimeout_ms = 2000\nurl = "%s/messages"\n' \
+    "$PROV_URL" >"$WORK/provider-$mode.toml"
+  VERIFYD_EXTRA="--config $WORK/provider-$mode.toml"
+  start_verifyd "$WORK/data/verifyd-provider-$mode"
+  unset VERIFYD_EXTRA
+  run_scenario "verifyd-create-$mode-provider" "verifyd+$mode-provider" create 0 "$VERIFYD_PID" \
+    "$VERIFYD_BASE_URL" create.lua "$AUTH" "$VERIFICATION_SID" "$CREATE_LIMIT"
+  SENT=$(curl -sS -u "$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN" \
+    "$VERIFYD_BASE_URL/v2/Attempts/Summary" | sed -n 's/.*"total_attempts":\([0-9]*\).*/\1/p')
+  stop_verifyd
+  kill -TERM "$PROV_PID"
+  reap "$PROV_PID" || true
+  note "$mode provider: $(sed -n 's/^PROVIDER_RECEIVED=//p' "$WORK/provider-$mode.stdout") requests reached it for ${SENT:-?} attempts created"
+  rm -rf "$WORK/data/verifyd-provider-$mode"
+done
 
 # --- peer (Express + better-sqlite3) ---------------------------------------------------------
 PEER_DATA=$WORK/data/peer

@@ -479,6 +479,8 @@ class Verifyd(object):
         msgs = self.messages(to, page_size=1, auth=auth)
         if not msgs:
             raise VerifydError("dev outbox has no message for %r" % to)
+        if msgs[0].get("code"):
+            return msgs[0]["code"]
         return extract_code(msgs[0]["body"])
 
     # ------------------------------------------------------------------ SDK

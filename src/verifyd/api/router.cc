@@ -15,6 +15,7 @@
 #include "verifyd/api/twilio/paging.h"
 #include "verifyd/common/sid.h"
 #include "verifyd/common/time_format.h"
+#include "verifyd/delivery/templates.h"
 
 namespace verifyd {
 
@@ -162,22 +163,23 @@ Status applyServiceParams(const Params& p, ServiceSettings& s) {
 }
 
 // Resources of the Twilio API that verifyd does not serve yet: named, not pretended.
-const std::set<std::string> kLaterServiceResources = {"MessagingConfigurations", "Entities",
-                                                      "Webhooks", "AccessTokens", "Passkeys"};
-const std::set<std::string> kLaterTopResources = {"Attempts", "Templates", "Forms"};
+const std::set<std::string> kLaterServiceResources = {"Entities", "Webhooks", "AccessTokens",
+                                                      "Passkeys"};
+const std::set<std::string> kLaterTopResources = {"Forms"};
 
 }  // namespace
 
 Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-               Protection& protection, Verifier& verifier, OutboxStore& outbox,
-               const PhoneNumbers& phones, Clock& clock, RouterOptions options)
+               Protection& protection, Verifier& verifier, Store& store, const PhoneNumbers& phones,
+               Clock& clock, RouterOptions options, Delivery* delivery)
     : accounts_(accounts),
       services_(services),
       rate_limits_(rate_limits),
       protection_(protection),
       phones_(phones),
       verifier_(verifier),
-      outbox_(outbox),
+      store_(store),
+      delivery_(delivery),
       clock_(clock),
       options_(std::move(options)),
       auth_failures_({{options_.auth_failures_before_refusal, options_.auth_failure_window}}) {}
@@ -223,6 +225,9 @@ std::optional<ApiResponse> Router::prepare(Call& call) {
       rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
     }
     if (!call.segments.empty() && call.segments.back().empty()) call.segments.pop_back();
+    // Delivery receipts from providers: authenticated by the token in their URL, not by Basic.
+    if (call.segments.size() == 4 && call.segments[0] == "callbacks" && call.segments[1] == "v1")
+      return callback(call);
     bool api = !call.segments.empty() && (call.segments[0] == "v2" || call.segments[0] == "dev" ||
                                           call.segments[0] == "admin");
     if (!api) return twilio::renderError(Error::notFound(), call.resource);
@@ -288,6 +293,13 @@ void Router::route(Call& c, Respond& respond) {
   }
   if (n < 2) return notFound();
   if (s[1] == "PhoneNumbers" && n == 3) return respond(lookup(c, s[2]));
+  if (s[1] == "Attempts") {
+    if (n == 2) return respond(attempts(c));
+    if (n == 3 && s[2] == "Summary") return respond(attemptsSummary(c));
+    if (n == 3) return respond(attempt(c, s[2]));
+    return notFound();
+  }
+  if (s[1] == "Templates" && n == 2) return respond(templates(c));
   if (s[1] == "SafeList" && n >= 3 && s[2] == "Numbers") {
     if (n == 3) return respond(safeList(c));
     if (n == 4) return respond(safeNumber(c, s[3]));
@@ -307,6 +319,8 @@ void Router::route(Call& c, Respond& respond) {
       if (n == 7 && s[5] == "Buckets") return respond(bucket(c, s[2], s[4], s[6]));
       return notFound();
     }
+    if (n == 4 && s[3] == "MessagingConfigurations") return respond(messagingConfigs(c, s[2]));
+    if (n == 5 && s[3] == "MessagingConfigurations") return respond(messagingConfig(c, s[2], s[4]));
     if (n >= 4 && kLaterServiceResources.count(s[3]))
       return respond(twilio::renderError(
           Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[3]),
@@ -396,6 +410,44 @@ void Router::verifications(Call& c, const std::string& service_sid, Respond resp
       return respond(
           twilio::renderError(Error::invalid("RiskCheck", "enable or disable"), c.resource));
     p.risk_check = *risk == "enable";
+  }
+  p.locale = c.form.get("Locale").value_or("");
+  p.app_hash = c.form.get("AppHash").value_or("");
+  p.template_sid = c.form.get("TemplateSid").value_or("");
+  // JSON objects of strings: TemplateCustomSubstitutions, ChannelConfiguration.substitutions.
+  auto stringMap = [](const nlohmann::json& j, std::map<std::string, std::string>& out) {
+    if (!j.is_object()) return false;
+    for (auto& [k, v] : j.items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    return true;
+  };
+  if (auto subs = c.form.get("TemplateCustomSubstitutions")) {
+    auto parsed = nlohmann::json::parse(*subs, nullptr, false);
+    if (!stringMap(parsed, p.template_substitutions))
+      return respond(twilio::renderError(
+          Error::invalid("TemplateCustomSubstitutions", "must be a JSON object"), c.resource));
+  }
+  if (auto config = c.form.get("ChannelConfiguration")) {
+    auto parsed = nlohmann::json::parse(*config, nullptr, false);
+    if (!parsed.is_object())
+      return respond(twilio::renderError(
+          Error::invalid("ChannelConfiguration", "must be a JSON object"), c.resource));
+    auto text = [&](const char* k) {
+      auto it = parsed.find(k);
+      return it != parsed.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    p.email_from = text("from");
+    p.email_from_name = text("from_name");
+    if (auto it = parsed.find("substitutions"); it != parsed.end())
+      if (!stringMap(*it, p.email_substitutions))
+        return respond(twilio::renderError(
+            Error::invalid("ChannelConfiguration", "substitutions must be a JSON object"),
+            c.resource));
+    // Header injection: an address or name with a line break is refused, not sent.
+    for (const auto& v : {p.email_from, p.email_from_name})
+      if (v.find_first_of("\r\n") != std::string::npos)
+        return respond(twilio::renderError(
+            Error::invalid("ChannelConfiguration", "from and from_name must be one line"),
+            c.resource));
   }
   if (auto limits = c.form.get("RateLimits")) {
     // A JSON object of unique name -> value, compact (Node) or with spaces (Python).
@@ -694,7 +746,7 @@ ApiResponse Router::devMessages(Call& c) {
   std::string to = c.query.get("To").value_or("");
   // An unencoded `+` in the query decodes to a space: a phone number starts with `+`.
   if (!to.empty() && to[0] == ' ') to[0] = '+';
-  auto page = outbox_.listMessages(c.account_sid, to, req->cursor, req->page_size);
+  auto page = store_.listMessages(c.account_sid, to, req->cursor, req->page_size);
   if (!page) return twilio::renderError(page.error(), c.resource);
   ojson items = ojson::array();
   for (const auto& m : page->items) items.push_back(twilio::encodeOutboxMessage(m));
@@ -704,6 +756,228 @@ ApiResponse Router::devMessages(Call& c) {
   body["meta"] =
       twilio::pageMeta(*req, *page, options_.public_url + "/dev/v1/Messages", extra, "messages");
   return json(200, body);
+}
+
+// ---- delivery: receipts, attempts, templates, messaging configurations ---------------------
+
+ApiResponse Router::callback(Call& c) {
+  const auto& s = c.segments;
+  auto notFound = [&] { return twilio::renderError(Error::notFound(), c.resource); };
+  if (!delivery_) return notFound();
+  if (c.req.method != "GET" && c.req.method != "POST") return methodNotAllowed("GET, POST");
+  std::string_view target = c.req.target;
+  auto qpos = target.find('?');
+  auto query = twilio::parseForm(qpos == std::string_view::npos ? "" : target.substr(qpos + 1));
+  if (!query) return twilio::renderError(query.error(), c.resource);
+  Receipt r;
+  r.provider = s[2];
+  r.attempt_sid = s[3];
+  for (const auto& [k, v] : query->items()) r.fields[k] = v;
+  r.token = r.fields["t"];
+  if (c.req.method == "POST" && !c.req.body.empty()) {
+    std::string_view ct = c.req.content_type;
+    if (ct.find("json") != std::string_view::npos) {
+      auto j = nlohmann::json::parse(c.req.body, nullptr, false);
+      if (!j.is_object())
+        return twilio::renderError(Error::invalid("body", "not a JSON object"), c.resource);
+      for (auto& [k, v] : j.items())
+        if (!v.is_null()) r.fields[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    } else {
+      auto form = twilio::parseForm(c.req.body);
+      if (!form) return twilio::renderError(form.error(), c.resource);
+      for (const auto& [k, v] : form->items()) r.fields[k] = v;
+    }
+  }
+  if (auto st = delivery_->receipt(r); !st) return twilio::renderError(st.error(), c.resource);
+  return ApiResponse{200, R"({"status":"ok"})", {}};
+}
+
+namespace {
+Result<AttemptFilter> attemptFilter(const Params& q) {
+  AttemptFilter f;
+  f.service_sid = q.get("VerifyServiceSid").value_or("");
+  f.verification_sid = q.get("VerificationSid").value_or("");
+  f.channel = q.get("Channel").value_or("");
+  f.to = q.get("ChannelData.To").value_or("");
+  // An unencoded `+` in the query decodes to a space: a phone number starts with `+`.
+  if (!f.to.empty() && f.to[0] == ' ') f.to[0] = '+';
+  f.country = q.get("Country").value_or("");
+  f.destination_prefix = q.get("DestinationPrefix").value_or("");
+  if (!f.destination_prefix.empty() && f.destination_prefix[0] == ' ')
+    f.destination_prefix[0] = '+';
+  for (auto [name, field] : {std::pair{"DateCreatedAfter", &f.created_after},
+                             std::pair{"DateCreatedBefore", &f.created_before}}) {
+    if (auto v = q.get(name)) {
+      auto t = parseIso8601(*v);
+      if (!t) return fail(Error::invalid(name, "must be yyyy-MM-ddTHH:mm:ssZ"));
+      *field = *t;
+    }
+  }
+  if (auto st = q.get("Status")) {
+    std::string lower;
+    for (char ch : *st) lower.push_back(static_cast<char>(std::tolower(ch)));
+    if (lower == "converted")
+      f.converted = true;
+    else if (lower == "unconverted")
+      f.converted = false;
+    else
+      return fail(Error::invalid("Status", "converted or unconverted"));
+  }
+  if (!f.channel.empty() && f.channel != "sms" && f.channel != "call" && f.channel != "email" &&
+      f.channel != "whatsapp" && f.channel != "rbm")
+    return fail(Error::invalid("Channel", "sms, call, email, whatsapp or rbm"));
+  return f;
+}
+
+// The filters of a list as a query string, for its paging URLs.
+std::string filterQuery(const Params& q, std::initializer_list<const char*> names) {
+  std::string out;
+  for (const char* n : names)
+    if (auto v = q.get(n)) out += std::string(n) + "=" + twilio::urlEncode(*v) + "&";
+  return out;
+}
+}  // namespace
+
+ApiResponse Router::attempts(Call& c) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  auto filter = attemptFilter(c.query);
+  if (!filter) return twilio::renderError(filter.error(), c.resource);
+  auto req = twilio::parsePageRequest(c.query);
+  if (!req) return twilio::renderError(req.error(), c.resource);
+  auto page = store_.listAttempts(c.account_sid, *filter, req->cursor, req->page_size);
+  if (!page) return twilio::renderError(page.error(), c.resource);
+  ojson items = ojson::array();
+  for (const auto& a : page->items) items.push_back(twilio::encodeAttempt(a, options_.public_url));
+  ojson body;
+  body["attempts"] = std::move(items);
+  body["meta"] = twilio::pageMeta(
+      *req, *page, options_.public_url + "/v2/Attempts",
+      filterQuery(c.query, {"DateCreatedAfter", "DateCreatedBefore", "ChannelData.To", "Country",
+                            "Channel", "VerifyServiceSid", "VerificationSid", "Status"}),
+      "attempts");
+  return json(200, body);
+}
+
+ApiResponse Router::attempt(Call& c, const std::string& sid) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  auto found = store_.getAttempt(c.account_sid, sid);
+  if (!found) return twilio::renderError(found.error(), c.resource);
+  if (!*found) return twilio::renderError(Error::notFound(), c.resource);
+  return json(200, twilio::encodeAttempt(**found, options_.public_url));
+}
+
+ApiResponse Router::attemptsSummary(Call& c) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  for (const char* unsupported : {"VerificationSid", "ChannelData.To", "Status"})
+    if (c.query.has(unsupported))
+      return twilio::renderError(Error::invalid(unsupported, "not a filter of the summary"),
+                                 c.resource);
+  auto filter = attemptFilter(c.query);
+  if (!filter) return twilio::renderError(filter.error(), c.resource);
+  auto summary = store_.summarizeAttempts(c.account_sid, *filter);
+  if (!summary) return twilio::renderError(summary.error(), c.resource);
+  return json(200, twilio::encodeAttemptsSummary(*summary, options_.public_url));
+}
+
+ApiResponse Router::templates(Call& c) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  auto req = twilio::parsePageRequest(c.query);
+  if (!req) return twilio::renderError(req.error(), c.resource);
+  const std::string name = c.query.get("FriendlyName").value_or("");
+  // The built-in templates, in a fixed order: their position is their paging key.
+  Page<MessageTemplate> page;
+  const auto& all = builtinTemplates();
+  long long seq = 0;
+  for (const auto& t : all) {
+    ++seq;
+    if (!name.empty() && t.friendly_name.find(name) == std::string::npos) continue;
+    using D = PageCursor::Direction;
+    if (req->cursor.direction == D::kAfter && seq <= req->cursor.seq) continue;
+    if (req->cursor.direction == D::kBefore && seq >= req->cursor.seq) continue;
+    if (static_cast<int>(page.items.size()) == req->page_size) {
+      page.has_next = true;
+      break;
+    }
+    if (page.items.empty()) page.first_seq = seq;
+    page.last_seq = seq;
+    page.items.push_back(t);
+  }
+  page.has_previous = page.first_seq > 1;
+  ojson items = ojson::array();
+  for (const auto& t : page.items) items.push_back(twilio::encodeTemplate(t, c.account_sid));
+  ojson body;
+  body["templates"] = std::move(items);
+  body["meta"] = twilio::pageMeta(*req, page, options_.public_url + "/v2/Templates",
+                                  filterQuery(c.query, {"FriendlyName"}), "templates");
+  return json(200, body);
+}
+
+namespace {
+bool isCountryKey(const std::string& s) {
+  return s == "all" || (s.size() == 2 && std::isupper(static_cast<unsigned char>(s[0])) &&
+                        std::isupper(static_cast<unsigned char>(s[1])));
+}
+}  // namespace
+
+ApiResponse Router::messagingConfigs(Call& c, const std::string& service_sid) {
+  auto svc = services_.fetch(c.account_sid, service_sid);
+  if (!svc) return twilio::renderError(svc.error(), c.resource);
+  auto encode = [&](const MessagingConfiguration& m) {
+    return twilio::encodeMessagingConfig(m, options_.public_url);
+  };
+  if (c.req.method == "POST") {
+    auto country = c.form.get("Country");
+    auto mg = c.form.get("MessagingServiceSid");
+    if (!country) return twilio::renderError(Error::missing("Country"), c.resource);
+    if (!mg) return twilio::renderError(Error::missing("MessagingServiceSid"), c.resource);
+    if (!isCountryKey(*country))
+      return twilio::renderError(Error::invalid("Country", "ISO alpha-2 or 'all'"), c.resource);
+    if (!isSid(*mg, "MG"))
+      return twilio::renderError(Error::invalid("MessagingServiceSid", "an MG SID"), c.resource);
+    const UnixTime now = clock_.now();
+    MessagingConfiguration m{c.account_sid, service_sid, *country, *mg, now, now};
+    if (auto st = store_.createMessagingConfig(m); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return json(201, encode(m));
+  }
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    return listPage(
+        store_.listMessagingConfigs(service_sid, req->cursor, req->page_size), *req,
+        options_.public_url + "/v2/Services/" + service_sid + "/MessagingConfigurations",
+        "messaging_configurations", c.resource, encode);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::messagingConfig(Call& c, const std::string& service_sid,
+                                    const std::string& country) {
+  auto svc = services_.fetch(c.account_sid, service_sid);
+  if (!svc) return twilio::renderError(svc.error(), c.resource);
+  auto encode = [&](const MessagingConfiguration& m) {
+    return twilio::encodeMessagingConfig(m, options_.public_url);
+  };
+  if (c.req.method == "GET") {
+    auto found = store_.getMessagingConfig(service_sid, country);
+    if (!found) return twilio::renderError(found.error(), c.resource);
+    if (!*found) return twilio::renderError(Error::notFound(), c.resource);
+    return json(200, encode(**found));
+  }
+  if (c.req.method == "POST") {
+    auto mg = c.form.get("MessagingServiceSid");
+    if (!mg) return twilio::renderError(Error::missing("MessagingServiceSid"), c.resource);
+    if (!isSid(*mg, "MG"))
+      return twilio::renderError(Error::invalid("MessagingServiceSid", "an MG SID"), c.resource);
+    return one(store_.updateMessagingConfig(service_sid, country, *mg, clock_.now()), 200,
+               c.resource, encode);
+  }
+  if (c.req.method == "DELETE") {
+    if (auto st = store_.deleteMessagingConfig(service_sid, country); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, POST, DELETE");
 }
 
 }  // namespace verifyd

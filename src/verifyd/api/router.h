@@ -5,6 +5,7 @@
 
 #include "verifyd/api/response.h"
 #include "verifyd/core/accounts.h"
+#include "verifyd/core/ports/delivery.h"
 #include "verifyd/core/protection.h"
 #include "verifyd/core/rate_limits.h"
 #include "verifyd/core/service_registry.h"
@@ -27,8 +28,8 @@ struct RouterOptions {
 class Router {
  public:
   Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
-         Protection& protection, Verifier& verifier, OutboxStore& outbox,
-         const PhoneNumbers& phones, Clock& clock, RouterOptions options);
+         Protection& protection, Verifier& verifier, Store& store, const PhoneNumbers& phones,
+         Clock& clock, RouterOptions options, Delivery* delivery = nullptr);
   // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
   // a verification complete later, on the Verifier's executor; the rest before returning.
   void handle(const ApiRequest& request, Respond respond);
@@ -47,6 +48,14 @@ class Router {
                     Respond respond);
   void verificationCheck(Call& call, const std::string& service_sid, Respond respond);
   ApiResponse devMessages(Call& call);
+  ApiResponse callback(Call& call);
+  ApiResponse attempts(Call& call);
+  ApiResponse attempt(Call& call, const std::string& sid);
+  ApiResponse attemptsSummary(Call& call);
+  ApiResponse templates(Call& call);
+  ApiResponse messagingConfigs(Call& call, const std::string& service_sid);
+  ApiResponse messagingConfig(Call& call, const std::string& service_sid,
+                              const std::string& country);
   ApiResponse lookup(Call& call, const std::string& number);
   ApiResponse safeList(Call& call);
   ApiResponse safeNumber(Call& call, const std::string& number);
@@ -65,7 +74,8 @@ class Router {
   Protection& protection_;
   const PhoneNumbers& phones_;
   Verifier& verifier_;
-  OutboxStore& outbox_;
+  Store& store_;
+  Delivery* delivery_;
   Clock& clock_;
   RouterOptions options_;
   WindowLimiter auth_failures_;

@@ -20,15 +20,19 @@ enum class ErrorKind {
   kRateLimited,         // a programmable rate limit bucket is full; `retry_after` says for how long
   kTooManyRateLimits,   // 60207
   kDuplicateRateLimit,  // 60208
-  kInvalidRateLimitName,  // 60209
-  kTooManyBuckets,        // 60210
-  kDuplicateBucket,       // 60211
-  kSmsToLandline,         // 60205: the service skips SMS to landlines
-  kTooManyPending,        // 60212: too many concurrent verifications for one number
-  kFraudBlocked,          // 60410: Fraud Guard blocked the destination prefix
-  kGeoBlocked,            // 60605: the destination country is blocked for the channel
-  kNotImplemented,        // a resource of the Twilio API that verifyd does not serve yet
-  kUnavailable,           // storage is unavailable; retrying later may succeed
+  kInvalidRateLimitName,             // 60209
+  kTooManyBuckets,                   // 60210
+  kDuplicateBucket,                  // 60211
+  kSmsToLandline,                    // 60205: the service skips SMS to landlines
+  kTooManyPending,                   // 60212: too many concurrent verifications for one number
+  kFraudBlocked,                     // 60410: Fraud Guard blocked the destination prefix
+  kGeoBlocked,                       // 60605: the destination country is blocked for the channel
+  kDuplicateMessagingConfiguration,  // 60213
+  kPsd2CallNotAllowed,
+  kPsd2ParamsRequired,  // 60206: a PSD2 service needs Amount and Payee               // 60214: PSD2
+                        // verifications cannot use call
+  kNotImplemented,      // a resource of the Twilio API that verifyd does not serve yet
+  kUnavailable,         // storage is unavailable; retrying later may succeed
   kInternal,
 };
 

@@ -204,6 +204,68 @@ struct OutboxMessage {
   std::string channel;
   std::string body;
   UnixTime date_created = 0;
+  std::string code;  // the code in the body, for tools that read the outbox
+};
+
+namespace message_status {
+inline constexpr const char* kQueued = "queued";
+inline constexpr const char* kSending = "sending";
+inline constexpr const char* kSent = "sent";
+inline constexpr const char* kDelivered = "delivered";
+inline constexpr const char* kUndelivered = "undelivered";
+inline constexpr const char* kFailed = "failed";
+}  // namespace message_status
+
+// One delivery of a verification's code (Twilio's Verification Attempt, VL): written with the
+// start that asks for it, then sent by the dispatcher and updated by delivery receipts.
+struct DeliveryAttempt {
+  std::string sid;  // VL…, the id in the verification's send_code_attempts
+  std::string account_sid;
+  std::string service_sid;
+  std::string verification_sid;
+  std::string channel;
+  std::string to;
+  std::string country;  // ISO alpha-2 of the destination's calling code; empty for email
+  std::string locale;
+  int code_length = 6;
+  // Keyring::seal of what the provider needs (rendered texts with the code): never in clear.
+  std::string payload_sealed;
+  std::string message_status = message_status::kQueued;
+  std::string provider;  // the provider of the latest try ("dev-outbox" without providers)
+  std::string provider_message_id;
+  std::string error_code;  // empty when none
+  std::string error_message;
+  int tries = 0;           // every try, over every provider
+  int provider_tries = 0;  // tries with the current provider
+  bool outcome_unknown = false;
+  std::int64_t next_try_ms = 0;     // when a queued attempt is due (Unix ms)
+  std::int64_t lease_until_ms = 0;  // while sending: when another worker may take it over
+  std::string lease_token;          // which claim owns it
+  UnixTime date_created = 0;
+  UnixTime date_updated = 0;
+  bool converted = false;  // read-only: its verification was approved
+};
+
+// Filters of the Attempts list and summary. Empty strings and zero times filter nothing.
+struct AttemptFilter {
+  std::string service_sid, verification_sid, channel, to, country, destination_prefix;
+  std::optional<bool> converted;
+  UnixTime created_after = 0, created_before = 0;
+};
+
+struct AttemptSummary {
+  std::int64_t total = 0, converted = 0;
+};
+
+// A service's Messaging Configuration: the Messaging Service (sender route) for SMS to a
+// country, or to every country ("all").
+struct MessagingConfiguration {
+  std::string account_sid;
+  std::string service_sid;
+  std::string country;
+  std::string messaging_service_sid;  // MG…
+  UnixTime date_created = 0;
+  UnixTime date_updated = 0;
 };
 
 }  // namespace verifyd

@@ -34,7 +34,8 @@ bool isCustomCode(std::string_view s) {
 }  // namespace
 
 Verifier::Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
-                   Random& random, VerifierOptions options, MessageSink sink, Executor executor)
+                   Random& random, VerifierOptions options, MessageSink sink, Executor executor,
+                   Delivery* delivery)
     : store_(store),
       keyring_(keyring),
       phones_(phones),
@@ -43,6 +44,7 @@ Verifier::Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& pho
       options_(options),
       sink_(std::move(sink)),
       executor_(executor ? std::move(executor) : [](std::function<void()> fn) { fn(); }),
+      delivery_(delivery),
       fetch_limiter_(options_.fetch_limits) {}
 
 namespace {
@@ -83,6 +85,16 @@ Result<Service> Verifier::service(const std::string& account_sid, const std::str
 }
 
 bool Verifier::live(const Verification& v, UnixTime now) const { return now < v.expires_at; }
+
+Result<ComposedMessage> Verifier::compose(const ComposeRequest& r) const {
+  if (delivery_) return delivery_->compose(r);
+  ServiceSettings s;
+  s.do_not_share_warning_enabled = r.do_not_share;
+  ComposedMessage m;
+  m.locale = "en";
+  m.preview = renderMessage(s, r.friendly_name, r.code);
+  return m;
+}
 
 VerificationKey Verifier::keyFor(const std::string& service_sid,
                                  const std::string& sid_or_to) const {
@@ -143,8 +155,36 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
       return error(Error::invalid("CustomCode", "4 to 10 letters or digits"));
   }
 
+  if (settings.psd2_enabled) {
+    if (p.channel == "call")
+      return error(Error::of(ErrorKind::kPsd2CallNotAllowed,
+                             "The call channel is not allowed for PSD2 verifications"));
+    if (!p.amount || p.amount->empty() || !p.payee || p.payee->empty())
+      return error(Error::of(ErrorKind::kPsd2ParamsRequired,
+                             "Amount and Payee are required for PSD2 verifications"));
+  }
+
   const UnixTime now = clock_.now();
   const std::string friendly = p.custom_friendly_name.value_or(settings.friendly_name);
+  ComposeRequest request;
+  request.channel = p.channel;
+  request.to = p.to;
+  request.locale = p.locale;
+  request.friendly_name = friendly;
+  request.do_not_share = settings.do_not_share_warning_enabled;
+  if (settings.psd2_enabled) {
+    request.amount = p.amount;
+    request.payee = p.payee;
+  }
+  request.app_hash = p.app_hash;
+  request.template_sid =
+      p.template_sid.empty() ? settings.default_template_sid.value_or("") : p.template_sid;
+  request.template_substitutions = p.template_substitutions;
+  request.email_from = p.email_from;
+  request.email_from_name = p.email_from_name;
+  request.email_substitutions = p.email_substitutions;
+  request.ttl_minutes = std::max(1, options_.code_ttl_seconds / 60);
+  const bool dispatch = delivery_ && delivery_->dispatches(p.channel);
   // Everything a new verification needs is prepared here, on the request's thread: the store
   // runs `decide` on its single writer, which should only choose and write.
   StartWrite fresh;
@@ -186,18 +226,42 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
       }
     }
   }
-  const SendAttempt attempt{makeSid("VL", random_), p.channel, now};
+  const SendAttempt attempt{makeOrderedSid("VL", now, random_), p.channel, now};
+  // The message, composed now so that a bad Locale or template fails before anything is stored.
+  request.code = fresh_code;
+  auto composed = compose(request);
+  if (!composed) return error(composed.error());
+  DeliveryAttempt fresh_attempt;
+  fresh_attempt.sid = attempt.attempt_sid;
+  fresh_attempt.account_sid = account_sid;
+  fresh_attempt.service_sid = service_sid;
+  fresh_attempt.channel = p.channel;
+  fresh_attempt.to = p.to;
+  fresh_attempt.country = composed->country;
+  fresh_attempt.locale = composed->locale;
+  fresh_attempt.date_created = fresh_attempt.date_updated = now;
+  if (dispatch) {
+    fresh_attempt.payload_sealed = keyring_.seal(composed->payload);
+  } else {
+    // Without a provider for the channel the dev outbox is the delivery.
+    fresh_attempt.message_status = message_status::kSent;
+    fresh_attempt.provider = "dev-outbox";
+  }
+  std::string fresh_preview = std::move(composed->preview);
   const std::string message_sid =
       options_.dev_outbox ? makeOrderedSid("MM", now, random_) : std::string();
 
   // `decide` runs later on the store's writer: it owns copies of what it needs.
   auto sent = std::make_shared<std::optional<OutboxMessage>>();
-  auto decide = [this, settings, friendly, fresh = std::move(fresh), fresh_code, attempt,
-                 message_sid, account_sid, service_sid, custom_code = p.custom_code,
-                 channel = p.channel, now,
-                 sent](const std::optional<Verification>& pending) -> Result<StartWrite> {
+  auto decide = [this, fresh = std::move(fresh), attempt, message_sid, account_sid, service_sid,
+                 custom_code = p.custom_code, channel = p.channel, now, sent, request,
+                 fresh_attempt = std::move(fresh_attempt), fresh_preview = std::move(fresh_preview),
+                 dispatch,
+                 fresh_code](const std::optional<Verification>& pending) -> Result<StartWrite> {
     StartWrite w;
     std::string resent_code;
+    DeliveryAttempt delivery = fresh_attempt;
+    std::string preview = fresh_preview;
     if (pending) {
       // A resend: same verification, same code, one more attempt.
       w.verification = *pending;
@@ -221,16 +285,28 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
     }
     Verification& v = w.verification;
     v.send_attempts.push_back(attempt);
+    if (pending) {
+      // The resent code differs from the one composed on the request's thread.
+      ComposeRequest again = request;
+      again.code = resent_code;
+      auto composed = compose(again);
+      if (!composed) return fail(composed.error());
+      preview = std::move(composed->preview);
+      if (dispatch) delivery.payload_sealed = keyring_.seal(composed->payload);
+    }
+    delivery.verification_sid = v.sid;
+    delivery.code_length = v.code_length;
+    w.attempt = std::move(delivery);
     if (options_.dev_outbox) {
-      w.message =
-          OutboxMessage{message_sid,
-                        account_sid,
-                        service_sid,
-                        v.sid,
-                        v.to,
-                        channel,
-                        renderMessage(settings, friendly, pending ? resent_code : fresh_code),
-                        now};
+      w.message = OutboxMessage{message_sid,
+                                account_sid,
+                                service_sid,
+                                v.sid,
+                                v.to,
+                                channel,
+                                std::move(preview),
+                                now,
+                                pending ? resent_code : fresh_code};
     }
     *sent = w.message;
     return w;
@@ -257,14 +333,16 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
   guards.destination_window = options_.destination_window_seconds;
   guards.max_pending_per_number = options_.max_pending_per_number;
   guards.account_sid = account_sid;
-  store_.startAsync(service_sid, p.to, now, std::move(guards), std::move(decide),
-                    [this, sent, lookup_type, done = std::move(done)](Result<Verification> r) {
-                      executor_([this, sent, lookup_type, done, r = std::move(r)]() mutable {
-                        if (r) r->lookup_type = lookup_type;
-                        if (r && *sent && sink_) sink_(**sent);
-                        done(std::move(r));
-                      });
-                    });
+  store_.startAsync(
+      service_sid, p.to, now, std::move(guards), std::move(decide),
+      [this, sent, lookup_type, dispatch, done = std::move(done)](Result<Verification> r) {
+        if (r && dispatch) delivery_->queued();
+        executor_([this, sent, lookup_type, done, r = std::move(r)]() mutable {
+          if (r) r->lookup_type = lookup_type;
+          if (r && *sent && sink_) sink_(**sent);
+          done(std::move(r));
+        });
+      });
 }
 
 void Verifier::checkAsync(const std::string& account_sid, const std::string& service_sid,
@@ -284,9 +362,14 @@ void Verifier::checkAsync(const std::string& account_sid, const std::string& ser
     return error(Error::missing("To"));
   }
 
+  // PSD2: the check names the amount and payee the code was sent for; others do not match.
+  const bool psd2 = svc->settings.psd2_enabled;
+  if (psd2 && (!p.amount || p.amount->empty() || !p.payee || p.payee->empty()))
+    return error(Error::of(ErrorKind::kPsd2ParamsRequired,
+                           "Amount and Payee are required for PSD2 verifications"));
   const UnixTime now = clock_.now();
-  auto change = [this, account_sid, code = *p.code,
-                 now](const Verification& current) -> Result<Verification> {
+  auto change = [this, account_sid, code = *p.code, now, psd2, amount = p.amount,
+                 payee = p.payee](const Verification& current) -> Result<Verification> {
     if (current.account_sid != account_sid || !live(current, now)) return fail(Error::notFound());
     if (current.status == status::kMaxAttempts)
       return fail(Error::of(ErrorKind::kMaxCheckAttempts, "Max check attempts reached"));
@@ -294,7 +377,8 @@ void Verifier::checkAsync(const std::string& account_sid, const std::string& ser
     Verification v = current;
     v.check_attempts += 1;
     v.date_updated = now;
-    if (keyring_.equal(hashCode(keyring_, v.sid, code), v.code_hash)) {
+    const bool code_ok = keyring_.equal(hashCode(keyring_, v.sid, code), v.code_hash);
+    if (code_ok && (!psd2 || (amount == v.amount && payee == v.payee))) {
       v.status = status::kApproved;
     } else if (v.check_attempts >= options_.max_check_attempts) {
       v.status = status::kMaxAttempts;

@@ -1,6 +1,7 @@
 #pragma once
 // The verification use cases: start (or resend), check, fetch and update.
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -11,6 +12,7 @@
 #include "verifyd/common/random.h"
 #include "verifyd/common/result.h"
 #include "verifyd/core/model.h"
+#include "verifyd/core/ports/delivery.h"
 #include "verifyd/core/ports/keyring.h"
 #include "verifyd/core/ports/phone_numbers.h"
 #include "verifyd/core/ports/stores.h"
@@ -45,7 +47,14 @@ struct StartParams {
   std::optional<std::string> payee;
   // `RateLimits`: unique name of a rate limit of the service -> the value to count under.
   std::vector<std::pair<std::string, std::string>> rate_limits;
-  bool risk_check = true;  // `RiskCheck=disable` skips geo permissions for this start
+  bool risk_check = true;      // `RiskCheck=disable` skips geo permissions for this start
+  std::string locale{};        // `Locale`, empty for the destination's
+  std::string app_hash{};      // `AppHash`
+  std::string template_sid{};  // `TemplateSid`
+  std::map<std::string, std::string> template_substitutions{};  // `TemplateCustomSubstitutions`
+  // email: `ChannelConfiguration`
+  std::string email_from{}, email_from_name{};
+  std::map<std::string, std::string> email_substitutions{};
 };
 
 struct CheckParams {
@@ -67,7 +76,8 @@ using Done = std::function<void(Result<T>)>;
 class Verifier {
  public:
   Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
-           Random& random, VerifierOptions options, MessageSink sink = {}, Executor executor = {});
+           Random& random, VerifierOptions options, MessageSink sink = {}, Executor executor = {},
+           Delivery* delivery = nullptr);
 
   // Starts a verification, or resends the pending one for the same service and `To` (same
   // SID, same code, one more send attempt). Errors: kNotFound (service), kInvalidArgument /
@@ -103,6 +113,8 @@ class Verifier {
   bool live(const Verification& v, UnixTime now) const;
   // Wraps a completion so that it runs on the executor, off the store's thread.
   Done<Verification> completeOn(Done<Verification> done);
+  // The message for a start, through `delivery_` or, without one, the built-in English text.
+  Result<ComposedMessage> compose(const ComposeRequest& request) const;
 
   Store& store_;
   const Keyring& keyring_;
@@ -112,6 +124,7 @@ class Verifier {
   VerifierOptions options_;
   MessageSink sink_;
   Executor executor_;
+  Delivery* delivery_;
   WindowLimiter fetch_limiter_;
 };
 

@@ -40,6 +40,21 @@ std::string LibPhoneNumbers::regionOf(std::string_view number) const {
   return region.empty() ? "ZZ" : region;
 }
 
+std::string LibPhoneNumbers::mainRegionOf(std::string_view number) const {
+  const auto& util = *i18n::phonenumbers::PhoneNumberUtil::GetInstance();
+  if (number.size() < 2 || number[0] != '+') return "ZZ";
+  // Calling codes are prefix-free: the first 1 to 3 digits that name one are the code.
+  int code = 0;
+  for (std::size_t i = 1; i < number.size() && i <= 3; ++i) {
+    if (number[i] < '0' || number[i] > '9') return "ZZ";
+    code = code * 10 + (number[i] - '0');
+    std::string region;
+    util.GetRegionCodeForCountryCode(code, &region);
+    if (!region.empty() && region != "ZZ" && region != "001") return region;
+  }
+  return "ZZ";
+}
+
 NumberInfo LibPhoneNumbers::describe(std::string_view number,
                                      std::string_view default_region) const {
   using i18n::phonenumbers::PhoneNumber;

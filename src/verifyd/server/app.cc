@@ -20,6 +20,7 @@
 #include "verifyd/core/service_registry.h"
 #include "verifyd/core/verifier.h"
 #include "verifyd/crypto/openssl.h"
+#include "verifyd/delivery/delivery_service.h"
 #include "verifyd/http/server.h"
 #include "verifyd/phone/libphonenumber_numbers.h"
 #include "verifyd/storage/sqlite/sqlite_store.h"
@@ -161,20 +162,6 @@ int serve(const ServeConfig& cfg) {
   HttpServer server(hopts, [&router](const ApiRequest& r, Respond respond) {
     router->handle(r, std::move(respond));
   });
-  Verifier verifier(
-      *rt.store, *rt.keyring, phones, rt.clock, rt.random, vopts,
-      [dev = cfg.dev_outbox](const OutboxMessage& m) {
-        if (dev)
-          spdlog::info("dev outbox {} {} to {}: {}", m.sid, m.channel, m.to, m.body);
-        else
-          spdlog::info("message {} {} to {} (no provider configured, not sent)", m.sid, m.channel,
-                       m.to);
-      },
-      // Store completions continue on the I/O threads, never on its writer.
-      [&server](std::function<void()> fn) { server.post(std::move(fn)); });
-  auto boot = bootstrap(rt, accounts, services);
-  if (!boot) return startupError("bootstrap failed: " + boot.error().message);
-
   RouterOptions ropts;
   ropts.dev_outbox = cfg.dev_outbox;
   // Bind first: with port 0 the default public URL names the port the kernel chose.
@@ -185,14 +172,50 @@ int serve(const ServeConfig& cfg) {
   while (!ropts.public_url.empty() && ropts.public_url.back() == '/') ropts.public_url.pop_back();
   if (ropts.public_url.empty())
     ropts.public_url = "http://" + url_host + ":" + std::to_string(*bound);
+
+  DeliveryOptions dopts;
+  if (!cfg.config_file.empty()) {
+    auto loaded = loadDeliveryConfig(cfg.config_file);
+    if (!loaded)
+      return startupError("config " + cfg.config_file + ": " +
+                          (loaded.error().param.empty() ? "" : loaded.error().param + ": ") +
+                          loaded.error().message);
+    dopts = std::move(*loaded);
+  }
+  dopts.public_url = ropts.public_url;
+  auto delivery = DeliveryService::create(*rt.store, *rt.keyring, phones, rt.random, dopts);
+  if (!delivery)
+    return startupError("config " + cfg.config_file + ": " +
+                        (delivery.error().param.empty() ? "" : delivery.error().param + ": ") +
+                        delivery.error().message);
+  for (const auto& p : dopts.providers) {
+    std::string channels;
+    for (const auto& ch : p.channels) channels += (channels.empty() ? "" : ",") + ch;
+    spdlog::info("provider {} ({}) for {}", p.name, p.type, channels);
+  }
+  Verifier verifier(
+      *rt.store, *rt.keyring, phones, rt.clock, rt.random, vopts,
+      [dev = cfg.dev_outbox](const OutboxMessage& m) {
+        if (dev)
+          spdlog::info("dev outbox {} {} to {}: {}", m.sid, m.channel, m.to, m.body);
+        else
+          spdlog::info("message {} {} to {} (no provider configured, not sent)", m.sid, m.channel,
+                       m.to);
+      },
+      // Store completions continue on the I/O threads, never on its writer.
+      [&server](std::function<void()> fn) { server.post(std::move(fn)); }, delivery->get());
+  auto boot = bootstrap(rt, accounts, services);
+  if (!boot) return startupError("bootstrap failed: " + boot.error().message);
   RateLimitRegistry rate_limits(*rt.store, *rt.store, rt.clock, rt.random);
   Protection protection(*rt.store, phones, rt.clock, rt.random);
   ropts.auth_failures_before_delay = cfg.auth_failures_before_delay;
   ropts.auth_failures_before_refusal = cfg.auth_failures_before_refusal;
   ropts.auth_failure_window = cfg.auth_failure_window;
   router = std::make_unique<Router>(accounts, services, rate_limits, protection, verifier,
-                                    *rt.store, phones, rt.clock, ropts);
+                                    *rt.store, phones, rt.clock, ropts, delivery->get());
   server.run();
+  // Resumes what a previous run left unsent.
+  (*delivery)->start();
   std::printf(
       "TWILIO_ACCOUNT_SID=%s\nTWILIO_AUTH_TOKEN=%s\nVERIFICATION_SID=%s\nVERIFYD_BASE_URL=%s\n",
       boot->account_sid.c_str(), boot->auth_token.c_str(), boot->service_sid.c_str(),
@@ -205,6 +228,7 @@ int serve(const ServeConfig& cfg) {
   sigwait(&signals, &sig);
   spdlog::info("signal {}: stopping", sig);
   server.stop();
+  (*delivery)->stop();
   // Drain the store's writer while the server object (its completions' executor) still exists.
   rt.store.reset();
   return 0;

@@ -42,6 +42,10 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
     a->add_option("--public-url", s.public_url,
                   "Base URL in `url`, `links` and paging URLs (default: http:// + listen address)")
         ->envname("VERIFYD_PUBLIC_URL");
+    a->add_option("--config", s.config_file,
+                  "TOML file with the delivery settings and providers ([delivery], [[provider]])")
+        ->envname("VERIFYD_CONFIG")
+        ->check(CLI::ExistingFile);
     a->add_option("--code-ttl", s.code_ttl, "Seconds a code stays valid")
         ->envname("VERIFYD_CODE_TTL")
         ->check(CLI::Range(1, 86400))

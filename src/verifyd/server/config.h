@@ -9,7 +9,8 @@ namespace verifyd {
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
-  std::string public_url;  // empty: http:// + the bound address
+  std::string public_url;   // empty: http:// + the bound address
+  std::string config_file;  // delivery providers (TOML); empty: the dev outbox only
   int code_ttl = 600;
   std::string log_level = "info";
   bool dev_outbox = true;

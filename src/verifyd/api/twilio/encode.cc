@@ -123,6 +123,7 @@ ojson encodeOutboxMessage(const OutboxMessage& m) {
   j["to"] = m.to;
   j["channel"] = m.channel;
   j["body"] = m.body;
+  j["code"] = m.code;
   j["service_sid"] = m.service_sid;
   j["verification_sid"] = m.verification_sid;
   j["date_created"] = formatIso8601(m.date_created);
@@ -174,6 +175,92 @@ ojson encodeGeoPermission(const GeoPermission& p) {
   j["country"] = p.country;
   j["permission"] = p.allowed ? "allow" : "block";
   j["date_updated"] = formatIso8601(p.date_updated);
+  return j;
+}
+
+ojson encodeAttempt(const DeliveryAttempt& a, const std::string& base) {
+  auto orNull = [](const std::string& s) { return s.empty() ? ojson(nullptr) : ojson(s); };
+  ojson j;
+  j["sid"] = a.sid;
+  j["account_sid"] = a.account_sid;
+  j["service_sid"] = a.service_sid;
+  j["verification_sid"] = a.verification_sid;
+  j["date_created"] = formatIso8601(a.date_created);
+  j["date_updated"] = formatIso8601(a.date_updated);
+  j["conversion_status"] = a.converted ? "converted" : "unconverted";
+  j["channel"] = a.channel;
+  j["price"] = nullptr;  // verifyd does not price messages
+  ojson d;
+  d["verification_sid"] = a.verification_sid;
+  d["to"] = a.to;
+  d["status"] = a.converted ? "confirmed" : "unconfirmed";
+  d["message_status"] = a.message_status;
+  d["error_code"] = orNull(a.error_code);
+  d["error_message"] = orNull(a.error_message);
+  d["country"] = orNull(a.country);
+  d["code_length"] = a.code_length;
+  d["locale"] = a.locale;
+  d["provider"] = orNull(a.provider);
+  d["provider_message_id"] = orNull(a.provider_message_id);
+  d["tries"] = a.tries;
+  d["outcome_unknown"] = a.outcome_unknown;
+  j["channel_data"] = std::move(d);
+  j["url"] = base + "/v2/Attempts/" + a.sid;
+  return j;
+}
+
+ojson encodeAttemptsSummary(const AttemptSummary& s, const std::string& base) {
+  ojson j;
+  j["total_attempts"] = s.total;
+  j["total_converted"] = s.converted;
+  j["total_unconverted"] = s.total - s.converted;
+  // Twilio sends the rate as a decimal string ("81.818181818").
+  std::string rate = "0";
+  if (s.total > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.9f",
+                  100.0 * static_cast<double>(s.converted) / static_cast<double>(s.total));
+    rate = buf;
+    while (rate.back() == '0') rate.pop_back();
+    if (rate.back() == '.') rate.pop_back();
+  }
+  j["conversion_rate_percentage"] = rate;
+  j["url"] = base + "/v2/Attempts/Summary";
+  return j;
+}
+
+ojson encodeMessagingConfig(const MessagingConfiguration& m, const std::string& base) {
+  ojson j;
+  j["account_sid"] = m.account_sid;
+  j["service_sid"] = m.service_sid;
+  j["country"] = m.country;
+  j["messaging_service_sid"] = m.messaging_service_sid;
+  j["date_created"] = formatIso8601(m.date_created);
+  j["date_updated"] = formatIso8601(m.date_updated);
+  j["url"] = base + "/v2/Services/" + m.service_sid + "/MessagingConfigurations/" + m.country;
+  return j;
+}
+
+ojson encodeTemplate(const MessageTemplate& t, const std::string& account_sid) {
+  // Built-in templates exist since verifyd's first release: one fixed date.
+  static const std::string kSince = "2026-01-01T00:00:00Z";
+  ojson j;
+  j["sid"] = t.sid;
+  j["account_sid"] = account_sid;
+  j["friendly_name"] = t.friendly_name;
+  j["channels"] = t.channels;
+  ojson translations = ojson::object();
+  for (const auto& [locale, text] : t.translations) {
+    ojson tr;
+    tr["is_default_translation"] = locale == "en";
+    tr["status"] = "approved";
+    tr["locale"] = locale;
+    tr["text"] = text;
+    tr["date_updated"] = kSince;
+    tr["date_created"] = kSince;
+    translations[locale] = std::move(tr);
+  }
+  j["translations"] = std::move(translations);
   return j;
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "verifyd/core/model.h"
+#include "verifyd/delivery/templates.h"
 
 namespace verifyd::twilio {
 
@@ -19,5 +20,9 @@ ojson encodeRateLimit(const RateLimit& r, const std::string& base);
 ojson encodeBucket(const Bucket& b, const std::string& base);
 ojson encodeSafeNumber(const SafeNumber& n, const std::string& base);
 ojson encodeGeoPermission(const GeoPermission& p);
+ojson encodeAttempt(const DeliveryAttempt& a, const std::string& base);
+ojson encodeAttemptsSummary(const AttemptSummary& s, const std::string& base);
+ojson encodeMessagingConfig(const MessagingConfiguration& m, const std::string& base);
+ojson encodeTemplate(const MessageTemplate& t, const std::string& account_sid);
 
 }  // namespace verifyd::twilio

@@ -68,6 +68,15 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
     case ErrorKind::kGeoBlocked:
       status = 403, code = 60605;
       break;
+    case ErrorKind::kDuplicateMessagingConfiguration:
+      status = 400, code = 60213;
+      break;
+    case ErrorKind::kPsd2CallNotAllowed:
+      status = 400, code = 60214;
+      break;
+    case ErrorKind::kPsd2ParamsRequired:
+      status = 400, code = 60206;
+      break;
     case ErrorKind::kNotImplemented:
       status = 501, code = 20501;
       break;

@@ -24,6 +24,7 @@ class Params {
   // Typed getters: nullopt when absent; kInvalidArgument naming `key` when malformed.
   Result<std::optional<bool>> getBool(std::string_view key) const;
   Result<std::optional<int>> getInt(std::string_view key, int lo, int hi) const;
+  const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
 
  private:
   std::vector<std::pair<std::string, std::string>> items_;

@@ -27,6 +27,9 @@ class PhoneNumbers {
   virtual bool isValidE164(std::string_view number) const = 0;
   // The ISO 3166-1 alpha-2 region of a valid E.164 number ("US"), or "ZZ" when unknown.
   virtual std::string regionOf(std::string_view number) const = 0;
+  // The main region of the number's calling code ("+1…" -> "US", "+44…" -> "GB"), or "ZZ":
+  // cheap (no pattern matching), for choosing a message's locale.
+  virtual std::string mainRegionOf(std::string_view number) const = 0;
   // Parses `number` (E.164, or national with `default_region`) and describes it.
   virtual NumberInfo describe(std::string_view number, std::string_view default_region) const = 0;
 };

@@ -78,6 +78,7 @@ struct StartWrite {
   Verification verification;
   bool is_new = false;
   std::optional<OutboxMessage> message;
+  std::optional<DeliveryAttempt> attempt{};  // the send attempt's delivery record
 };
 
 // Completion of an asynchronous store operation. Runs on a thread of the store's (for SQLite,
@@ -178,6 +179,56 @@ class OutboxStore {
                                                    int page_size) = 0;
 };
 
+// Delivery attempts: written by `start`, claimed and sent by dispatchers (on any node), updated
+// by delivery receipts.
+class DeliveryStore {
+ public:
+  virtual ~DeliveryStore() = default;
+  // Claims up to `limit` attempts that are due at `now_ms`: queued ones whose next try has come,
+  // and sending ones whose lease expired (their sender died: the outcome of that try is unknown,
+  // which the claim records). Each is marked sending with `lease_token` until now_ms + lease_ms.
+  // No two claims return the same attempt while its lease holds.
+  virtual Result<std::vector<DeliveryAttempt>> claimAttempts(std::int64_t now_ms,
+                                                             std::int64_t lease_ms, int limit,
+                                                             const std::string& lease_token) = 0;
+  // True when some attempt is due at `now_ms` (a cheap read, so idle dispatchers do not write).
+  virtual Result<bool> anyAttemptDue(std::int64_t now_ms) = 0;
+  // Stores the outcome of a try of a claimed attempt, unless its lease was lost (then ignored).
+  // A receipt that arrived meanwhile is kept when it is further along than `a.message_status`.
+  virtual Status finishTry(const DeliveryAttempt& a) = 0;
+  // A delivery receipt: moves the attempt forward to `status` (never back), with its error.
+  // kNotFound when the attempt does not exist.
+  virtual Status applyReceipt(std::string_view sid, std::string_view status,
+                              std::string_view error_code, std::string_view error_message,
+                              UnixTime now) = 0;
+  virtual Result<std::optional<DeliveryAttempt>> getAttempt(std::string_view account_sid,
+                                                            std::string_view sid) = 0;
+  // Newest first.
+  virtual Result<Page<DeliveryAttempt>> listAttempts(std::string_view account_sid,
+                                                     const AttemptFilter& filter, PageCursor cursor,
+                                                     int page_size) = 0;
+  virtual Result<AttemptSummary> summarizeAttempts(std::string_view account_sid,
+                                                   const AttemptFilter& filter) = 0;
+};
+
+// Messaging Configurations of a service, one per country (or "all").
+class MessagingConfigStore {
+ public:
+  virtual ~MessagingConfigStore() = default;
+  // kDuplicateMessagingConfiguration when the country has one.
+  virtual Status createMessagingConfig(const MessagingConfiguration& c) = 0;
+  virtual Result<std::optional<MessagingConfiguration>> getMessagingConfig(
+      std::string_view service_sid, std::string_view country) = 0;
+  virtual Result<Page<MessagingConfiguration>> listMessagingConfigs(std::string_view service_sid,
+                                                                    PageCursor cursor,
+                                                                    int page_size) = 0;
+  // kNotFound when absent.
+  virtual Result<MessagingConfiguration> updateMessagingConfig(
+      std::string_view service_sid, std::string_view country,
+      std::string_view messaging_service_sid, UnixTime now) = 0;
+  virtual Status deleteMessagingConfig(std::string_view service_sid, std::string_view country) = 0;
+};
+
 inline Result<Verification> VerificationStore::start(
     std::string_view service_sid, std::string_view to, UnixTime now,
     std::function<Result<StartWrite>(const std::optional<Verification>&)> decide) {
@@ -203,6 +254,8 @@ class Store : public AccountStore,
               public VerificationStore,
               public RateLimitStore,
               public ProtectionStore,
-              public OutboxStore {};
+              public OutboxStore,
+              public DeliveryStore,
+              public MessagingConfigStore {};
 
 }  // namespace verifyd

@@ -88,7 +88,30 @@ DROP INDEX verifications_by_to;
 CREATE INDEX verifications_by_to ON verifications(to_, service_sid, seq);
 PRAGMA user_version = 5;
 )sql";
-constexpr int kSchemaVersion = 5;
+// Version 6: delivery attempts (the durable outbox the dispatcher sends) and Messaging
+// Configurations. An attempt is due when queued (or sending with an expired lease) and
+// `next_try_ms` has come: one partial index serves the dispatcher's claims.
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE attempts(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, verification_sid TEXT NOT NULL, channel TEXT NOT NULL,
+  to_ TEXT NOT NULL, country TEXT NOT NULL, locale TEXT NOT NULL, code_length INTEGER NOT NULL,
+  payload BLOB NOT NULL, message_status TEXT NOT NULL, provider TEXT NOT NULL,
+  provider_message_id TEXT NOT NULL, error_code TEXT NOT NULL, error_message TEXT NOT NULL,
+  tries INTEGER NOT NULL, provider_tries INTEGER NOT NULL, outcome_unknown INTEGER NOT NULL,
+  next_try_ms INTEGER NOT NULL, lease_token TEXT NOT NULL,
+  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
+ALTER TABLE outbox ADD COLUMN code TEXT NOT NULL DEFAULT '';
+CREATE INDEX attempts_by_account ON attempts(account_sid, seq);
+CREATE INDEX attempts_by_verification ON attempts(verification_sid);
+CREATE INDEX attempts_due ON attempts(next_try_ms) WHERE message_status IN ('queued', 'sending');
+CREATE TABLE messaging_configs(
+  seq INTEGER PRIMARY KEY, service_sid TEXT NOT NULL, account_sid TEXT NOT NULL,
+  country TEXT NOT NULL, messaging_service_sid TEXT NOT NULL, date_created INTEGER NOT NULL,
+  date_updated INTEGER NOT NULL, UNIQUE(service_sid, country));
+PRAGMA user_version = 6;
+)sql";
+constexpr int kSchemaVersion = 6;
 
 template <class T>
 void put(json& j, const char* k, const std::optional<T>& v) {
@@ -320,7 +343,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     return fail(Error::internal("database schema is newer than this verifyd (version " +
                                 std::to_string(version) + ")"));
   // Each step runs in its own transaction, so an interrupted upgrade resumes where it stopped.
-  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5};
+  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6};
   for (std::int64_t v = version; v < kSchemaVersion; ++v) {
     if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
     if (auto st = d.exec(steps[v]); !st) {
@@ -662,7 +685,8 @@ Status SqliteStore::deleteService(std::string_view account_sid, std::string_view
           "DELETE FROM rate_events WHERE bucket_sid IN (SELECT sid FROM buckets WHERE service_sid "
           "= ?1)",
           "DELETE FROM buckets WHERE service_sid = ?1",
-          "DELETE FROM rate_limits WHERE service_sid = ?1"})
+          "DELETE FROM rate_limits WHERE service_sid = ?1",
+          "DELETE FROM messaging_configs WHERE service_sid = ?1"})
       if (auto st = db.query(sql).bind(1, sid).run(); !st) return st;
     return {};
   });
@@ -826,7 +850,7 @@ Status insertMessage(Db& db, const OutboxMessage& m) {
   return db
       .query(
           "INSERT INTO outbox(sid, account_sid, service_sid, verification_sid, to_, channel, "
-          "body, date_created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+          "body, date_created, code) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")
       .bind(1, m.sid)
       .bind(2, m.account_sid)
       .bind(3, m.service_sid)
@@ -835,7 +859,68 @@ Status insertMessage(Db& db, const OutboxMessage& m) {
       .bind(6, m.channel)
       .bind(7, m.body)
       .bind(8, static_cast<std::int64_t>(m.date_created))
+      .bind(9, m.code)
       .run();
+}
+
+constexpr const char* kAttemptCols =
+    "sid, account_sid, service_sid, verification_sid, channel, to_, country, locale, code_length, "
+    "payload, message_status, provider, provider_message_id, error_code, error_message, tries, "
+    "provider_tries, outcome_unknown, next_try_ms, lease_token, date_created, date_updated";
+const std::string kInsertAttempt =
+    std::string("INSERT INTO attempts(") + kAttemptCols +
+    ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20, ?21, ?22)";
+
+Status insertAttempt(Db& db, const DeliveryAttempt& a) {
+  Query q = db.query(kInsertAttempt.c_str());
+  q.bind(1, a.sid).bind(2, a.account_sid).bind(3, a.service_sid).bind(4, a.verification_sid);
+  q.bind(5, a.channel).bind(6, a.to).bind(7, a.country).bind(8, a.locale);
+  q.bind(9, a.code_length).blob(10, a.payload_sealed).bind(11, a.message_status);
+  q.bind(12, a.provider).bind(13, a.provider_message_id).bind(14, a.error_code);
+  q.bind(15, a.error_message).bind(16, a.tries).bind(17, a.provider_tries);
+  q.bind(18, a.outcome_unknown ? 1 : 0).bind(19, a.next_try_ms).bind(20, a.lease_token);
+  q.bind(21, static_cast<std::int64_t>(a.date_created));
+  q.bind(22, static_cast<std::int64_t>(a.date_updated));
+  return q.run();
+}
+
+// Reads kAttemptCols starting at column `c`, then the converted flag.
+DeliveryAttempt readAttempt(const Query& q, int c) {
+  DeliveryAttempt a;
+  a.sid = q.text(c + 0);
+  a.account_sid = q.text(c + 1);
+  a.service_sid = q.text(c + 2);
+  a.verification_sid = q.text(c + 3);
+  a.channel = q.text(c + 4);
+  a.to = q.text(c + 5);
+  a.country = q.text(c + 6);
+  a.locale = q.text(c + 7);
+  a.code_length = static_cast<int>(q.integer(c + 8));
+  a.payload_sealed = q.blobAt(c + 9);
+  a.message_status = q.text(c + 10);
+  a.provider = q.text(c + 11);
+  a.provider_message_id = q.text(c + 12);
+  a.error_code = q.text(c + 13);
+  a.error_message = q.text(c + 14);
+  a.tries = static_cast<int>(q.integer(c + 15));
+  a.provider_tries = static_cast<int>(q.integer(c + 16));
+  a.outcome_unknown = q.integer(c + 17) != 0;
+  a.next_try_ms = q.integer(c + 18);
+  a.lease_until_ms = a.message_status == message_status::kSending ? a.next_try_ms : 0;
+  a.lease_token = q.text(c + 19);
+  a.date_created = q.integer(c + 20);
+  a.date_updated = q.integer(c + 21);
+  a.converted = q.integer(c + 22) != 0;
+  return a;
+}
+
+// How far along a message status is: receipts only move an attempt forward.
+int statusRank(std::string_view s) {
+  if (s == message_status::kQueued) return 0;
+  if (s == message_status::kSending) return 1;
+  if (s == message_status::kSent) return 2;
+  return 3;  // delivered, undelivered, failed: final
 }
 
 }  // namespace
@@ -907,6 +992,8 @@ void SqliteStore::startAsync(
     }
     if (w->message)
       if (auto s = insertMessage(db, *w->message); !s) return s;
+    if (w->attempt)
+      if (auto s = insertAttempt(db, *w->attempt); !s) return s;
     *out = v;
     return {};
   };
@@ -1353,11 +1440,12 @@ Result<Page<OutboxMessage>> SqliteStore::listMessages(std::string_view account_s
                                                       int page_size) {
   return read<Page<OutboxMessage>>([&](Db& db) {
     auto readRow = [](const Query& q) {
-      return OutboxMessage{q.text(1), q.text(2), q.text(3), q.text(4),
-                           q.text(5), q.text(6), q.text(7), q.integer(8)};
+      return OutboxMessage{q.text(1), q.text(2), q.text(3),    q.text(4), q.text(5),
+                           q.text(6), q.text(7), q.integer(8), q.text(9)};
     };
     const std::string cols =
-        "seq, sid, account_sid, service_sid, verification_sid, to_, channel, body, date_created";
+        "seq, sid, account_sid, service_sid, verification_sid, to_, channel, body, date_created, "
+        "code";
     if (to.empty())
       return pageQuery<OutboxMessage>(
           db, cols, "outbox", "account_sid = ?1", 1, false, cursor, page_size,
@@ -1365,6 +1453,300 @@ Result<Page<OutboxMessage>> SqliteStore::listMessages(std::string_view account_s
     return pageQuery<OutboxMessage>(
         db, cols, "outbox", "account_sid = ?1 AND to_ = ?2", 2, false, cursor, page_size,
         [&](Query& q) { q.bind(1, account_sid).bind(2, to); }, readRow);
+  });
+}
+
+// ---- delivery attempts ---------------------------------------------------------------------
+
+namespace {
+// The attempt's columns (qualified: the conversion flag reads verifications) after `seq`.
+const std::string kAttemptSelectCols = [] {
+  std::string cols = "a.seq";
+  std::string all = kAttemptCols;
+  for (std::size_t start = 0; start < all.size();) {
+    std::size_t comma = all.find(", ", start);
+    cols += ", a." + all.substr(start, comma == std::string::npos ? comma : comma - start);
+    if (comma == std::string::npos) break;
+    start = comma + 2;
+  }
+  return cols +
+         ", EXISTS(SELECT 1 FROM verifications v WHERE v.sid = a.verification_sid AND v.status "
+         "= 'approved')";
+}();
+const std::string kAttemptSelect = "SELECT " + kAttemptSelectCols + " FROM attempts a";
+
+// The WHERE clause and its bindings for a filter (parameters from ?1).
+struct AttemptWhere {
+  std::string sql;
+  std::vector<std::string> texts;
+  std::vector<std::int64_t> numbers;
+  std::vector<bool> is_text;
+};
+
+AttemptWhere attemptWhere(std::string_view account_sid, const AttemptFilter& f) {
+  AttemptWhere w;
+  auto text = [&w](std::string clause, std::string v) {
+    w.sql += " AND " + clause + " ?" + std::to_string(w.is_text.size() + 1);
+    w.texts.push_back(std::move(v));
+    w.numbers.push_back(0);
+    w.is_text.push_back(true);
+  };
+  auto number = [&w](std::string clause, std::int64_t v) {
+    w.sql += " AND " + clause + " ?" + std::to_string(w.is_text.size() + 1);
+    w.texts.emplace_back();
+    w.numbers.push_back(v);
+    w.is_text.push_back(false);
+  };
+  w.sql = "a.account_sid = ?1";
+  w.texts.emplace_back(account_sid);
+  w.numbers.push_back(0);
+  w.is_text.push_back(true);
+  if (!f.service_sid.empty()) text("a.service_sid =", f.service_sid);
+  if (!f.verification_sid.empty()) text("a.verification_sid =", f.verification_sid);
+  if (!f.channel.empty()) text("a.channel =", f.channel);
+  if (!f.to.empty()) text("a.to_ =", f.to);
+  if (!f.country.empty()) text("a.country =", f.country);
+  if (!f.destination_prefix.empty())
+    text("substr(a.to_, 1, length(?" + std::to_string(w.is_text.size() + 1) + ")) =",
+         f.destination_prefix);
+  if (f.created_after > 0) number("a.date_created >=", f.created_after);
+  if (f.created_before > 0) number("a.date_created <=", f.created_before);
+  if (f.converted)
+    w.sql += std::string(" AND ") + (*f.converted ? "" : "NOT ") +
+             "EXISTS(SELECT 1 FROM verifications v WHERE v.sid = a.verification_sid AND "
+             "v.status = 'approved')";
+  return w;
+}
+
+void bindWhere(Query& q, const AttemptWhere& w) {
+  for (std::size_t i = 0; i < w.is_text.size(); ++i) {
+    if (w.is_text[i])
+      q.bind(static_cast<int>(i + 1), w.texts[i]);
+    else
+      q.bind(static_cast<int>(i + 1), w.numbers[i]);
+  }
+}
+}  // namespace
+
+Result<bool> SqliteStore::anyAttemptDue(std::int64_t now_ms) {
+  return read<bool>([&](Db& db) -> Result<bool> {
+    Query q = db.query(
+        "SELECT 1 FROM attempts WHERE message_status IN ('queued', 'sending') AND next_try_ms "
+        "<= ?1 LIMIT 1");
+    q.bind(1, now_ms);
+    return q.step();
+  });
+}
+
+Result<std::vector<DeliveryAttempt>> SqliteStore::claimAttempts(std::int64_t now_ms,
+                                                                std::int64_t lease_ms, int limit,
+                                                                const std::string& lease_token) {
+  std::vector<DeliveryAttempt> claimed;
+  Status st = write([&](Db& db) -> Status {
+    claimed.clear();
+    {
+      Query q = db.query(kAttemptSelect +
+                         " WHERE a.message_status IN ('queued', 'sending') AND a.next_try_ms <= "
+                         "?1 ORDER BY a.next_try_ms LIMIT ?2");
+      q.bind(1, now_ms).bind(2, limit);
+      for (;;) {
+        auto row = q.step();
+        if (!row) return fail(row.error());
+        if (!*row) break;
+        claimed.push_back(readAttempt(q, 1));
+      }
+    }
+    for (auto& a : claimed) {
+      // A lease that ran out means its sender died mid-try: that try may have been delivered.
+      if (a.message_status == message_status::kSending) a.outcome_unknown = true;
+      a.message_status = message_status::kSending;
+      a.lease_token = lease_token;
+      a.lease_until_ms = now_ms + lease_ms;
+      Query u = db.query(
+          "UPDATE attempts SET message_status = 'sending', lease_token = ?1, next_try_ms = ?2, "
+          "outcome_unknown = ?3 WHERE sid = ?4");
+      u.bind(1, lease_token).bind(2, a.lease_until_ms).bind(3, a.outcome_unknown ? 1 : 0);
+      if (auto s = u.bind(4, a.sid).run(); !s) return s;
+    }
+    return {};
+  });
+  if (!st) return fail(st.error());
+  return claimed;
+}
+
+Status SqliteStore::finishTry(const DeliveryAttempt& a) {
+  return write([&](Db& db) -> Status {
+    std::string current;
+    {
+      Query q = db.query("SELECT message_status, lease_token FROM attempts WHERE sid = ?1");
+      q.bind(1, a.sid);
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (!*row) return {};
+      current = q.text(0);
+      // Lost the lease (another worker took over): its outcome is the one that counts.
+      if (q.text(1) != a.lease_token) return {};
+    }
+    // A receipt may have arrived while the provider call was still returning.
+    std::string status = a.message_status;
+    if (current != message_status::kSending && statusRank(current) > statusRank(status))
+      status = current;
+    Query u = db.query(
+        "UPDATE attempts SET message_status = ?1, provider = ?2, provider_message_id = ?3, "
+        "error_code = ?4, error_message = ?5, tries = ?6, provider_tries = ?7, "
+        "outcome_unknown = ?8, next_try_ms = ?9, lease_token = '', date_updated = ?10 "
+        "WHERE sid = ?11");
+    u.bind(1, status).bind(2, a.provider).bind(3, a.provider_message_id).bind(4, a.error_code);
+    u.bind(5, a.error_message).bind(6, a.tries).bind(7, a.provider_tries);
+    u.bind(8, a.outcome_unknown ? 1 : 0).bind(9, a.next_try_ms);
+    u.bind(10, static_cast<std::int64_t>(a.date_updated)).bind(11, a.sid);
+    return u.run();
+  });
+}
+
+Status SqliteStore::applyReceipt(std::string_view sid, std::string_view status,
+                                 std::string_view error_code, std::string_view error_message,
+                                 UnixTime now) {
+  return write([&](Db& db) -> Status {
+    std::string current;
+    {
+      Query q = db.query("SELECT message_status FROM attempts WHERE sid = ?1");
+      q.bind(1, sid);
+      auto row = q.step();
+      if (!row) return fail(row.error());
+      if (!*row) return fail(Error::notFound());
+      current = q.text(0);
+    }
+    // Never backwards; a final status is final. While a try is in flight (sending) the
+    // receipt is kept and the try's outcome will not lower it.
+    if (statusRank(current) >= 3 || statusRank(status) <= statusRank(current)) {
+      if (current != message_status::kSending) return {};
+    }
+    Query u = db.query(
+        "UPDATE attempts SET message_status = ?1, error_code = CASE WHEN ?2 = '' THEN error_code "
+        "ELSE ?2 END, error_message = CASE WHEN ?3 = '' THEN error_message ELSE ?3 END, "
+        "date_updated = ?4 WHERE sid = ?5");
+    u.bind(1, status).bind(2, error_code).bind(3, error_message);
+    return u.bind(4, static_cast<std::int64_t>(now)).bind(5, sid).run();
+  });
+}
+
+Result<std::optional<DeliveryAttempt>> SqliteStore::getAttempt(std::string_view account_sid,
+                                                               std::string_view sid) {
+  return read<std::optional<DeliveryAttempt>>(
+      [&](Db& db) -> Result<std::optional<DeliveryAttempt>> {
+        Query q = db.query(kAttemptSelect + " WHERE a.sid = ?1 AND a.account_sid = ?2");
+        q.bind(1, sid).bind(2, account_sid);
+        auto row = q.step();
+        if (!row) return fail(row.error());
+        if (!*row) return std::optional<DeliveryAttempt>();
+        return std::optional<DeliveryAttempt>(readAttempt(q, 1));
+      });
+}
+
+Result<Page<DeliveryAttempt>> SqliteStore::listAttempts(std::string_view account_sid,
+                                                        const AttemptFilter& filter,
+                                                        PageCursor cursor, int page_size) {
+  return read<Page<DeliveryAttempt>>([&](Db& db) {
+    AttemptWhere w = attemptWhere(account_sid, filter);
+    return pageQuery<DeliveryAttempt>(
+        db, kAttemptSelectCols, "attempts a", w.sql, static_cast<int>(w.is_text.size()), false,
+        cursor, page_size, [&](Query& q) { bindWhere(q, w); },
+        [](const Query& q) { return readAttempt(q, 1); });
+  });
+}
+
+Result<AttemptSummary> SqliteStore::summarizeAttempts(std::string_view account_sid,
+                                                      const AttemptFilter& filter) {
+  return read<AttemptSummary>([&](Db& db) -> Result<AttemptSummary> {
+    AttemptWhere w = attemptWhere(account_sid, filter);
+    Query q = db.query(
+        "SELECT COUNT(*), COALESCE(SUM(EXISTS(SELECT 1 FROM verifications v WHERE v.sid = "
+        "a.verification_sid AND v.status = 'approved')), 0) FROM attempts a WHERE " +
+        w.sql);
+    bindWhere(q, w);
+    auto row = q.step();
+    if (!row) return fail(row.error());
+    return AttemptSummary{q.integer(0), q.integer(1)};
+  });
+}
+
+// ---- messaging configurations --------------------------------------------------------------
+
+namespace {
+constexpr const char* kMessagingConfigCols =
+    "seq, account_sid, service_sid, country, messaging_service_sid, date_created, date_updated";
+MessagingConfiguration readMessagingConfig(const Query& q) {
+  return MessagingConfiguration{q.text(1), q.text(2),    q.text(3),
+                                q.text(4), q.integer(5), q.integer(6)};
+}
+const std::string kSelectMessagingConfig = std::string("SELECT ") + kMessagingConfigCols +
+                                           " FROM messaging_configs WHERE service_sid = ?1 AND "
+                                           "country = ?2";
+}  // namespace
+
+Status SqliteStore::createMessagingConfig(const MessagingConfiguration& c) {
+  return write([&](Db& db) -> Status {
+    auto found = selectOne<MessagingConfiguration>(db, kSelectMessagingConfig, c.service_sid,
+                                                   c.country, readMessagingConfig);
+    if (!found) return fail(found.error());
+    if (*found)
+      return fail(Error::of(ErrorKind::kDuplicateMessagingConfiguration,
+                            "A Messaging Configuration already exists for country " + c.country));
+    Query q = db.query(
+        "INSERT INTO messaging_configs(account_sid, service_sid, country, messaging_service_sid, "
+        "date_created, date_updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+    q.bind(1, c.account_sid).bind(2, c.service_sid).bind(3, c.country);
+    q.bind(4, c.messaging_service_sid).bind(5, static_cast<std::int64_t>(c.date_created));
+    return q.bind(6, static_cast<std::int64_t>(c.date_updated)).run();
+  });
+}
+
+Result<std::optional<MessagingConfiguration>> SqliteStore::getMessagingConfig(
+    std::string_view service_sid, std::string_view country) {
+  return read<std::optional<MessagingConfiguration>>([&](Db& db) {
+    return selectOne<MessagingConfiguration>(db, kSelectMessagingConfig, service_sid, country,
+                                             readMessagingConfig);
+  });
+}
+
+Result<Page<MessagingConfiguration>> SqliteStore::listMessagingConfigs(std::string_view service_sid,
+                                                                       PageCursor cursor,
+                                                                       int page_size) {
+  return read<Page<MessagingConfiguration>>([&](Db& db) {
+    return pageQuery<MessagingConfiguration>(
+        db, kMessagingConfigCols, "messaging_configs", "service_sid = ?1", 1, true, cursor,
+        page_size, [&](Query& q) { q.bind(1, service_sid); }, readMessagingConfig);
+  });
+}
+
+Result<MessagingConfiguration> SqliteStore::updateMessagingConfig(
+    std::string_view service_sid, std::string_view country, std::string_view messaging_service_sid,
+    UnixTime now) {
+  MessagingConfiguration out;
+  Status st = write([&](Db& db) -> Status {
+    Query u = db.query(
+        "UPDATE messaging_configs SET messaging_service_sid = ?1, date_updated = ?2 WHERE "
+        "service_sid = ?3 AND country = ?4");
+    u.bind(1, messaging_service_sid).bind(2, static_cast<std::int64_t>(now));
+    if (auto s = u.bind(3, service_sid).bind(4, country).run(); !s) return s;
+    if (db.changes() == 0) return fail(Error::notFound());
+    auto found = selectOne<MessagingConfiguration>(db, kSelectMessagingConfig, service_sid, country,
+                                                   readMessagingConfig);
+    if (!found) return fail(found.error());
+    out = **found;
+    return {};
+  });
+  if (!st) return fail(st.error());
+  return out;
+}
+
+Status SqliteStore::deleteMessagingConfig(std::string_view service_sid, std::string_view country) {
+  return write([&](Db& db) -> Status {
+    Query q = db.query("DELETE FROM messaging_configs WHERE service_sid = ?1 AND country = ?2");
+    if (auto s = q.bind(1, service_sid).bind(2, country).run(); !s) return s;
+    if (db.changes() == 0) return fail(Error::notFound());
+    return {};
   });
 }
 

@@ -84,6 +84,33 @@ class SqliteStore final : public Store {
   Result<Page<OutboxMessage>> listMessages(std::string_view account_sid, std::string_view to,
                                            PageCursor cursor, int page_size) override;
 
+  Result<std::vector<DeliveryAttempt>> claimAttempts(std::int64_t now_ms, std::int64_t lease_ms,
+                                                     int limit,
+                                                     const std::string& lease_token) override;
+  Result<bool> anyAttemptDue(std::int64_t now_ms) override;
+  Status finishTry(const DeliveryAttempt& a) override;
+  Status applyReceipt(std::string_view sid, std::string_view status, std::string_view error_code,
+                      std::string_view error_message, UnixTime now) override;
+  Result<std::optional<DeliveryAttempt>> getAttempt(std::string_view account_sid,
+                                                    std::string_view sid) override;
+  Result<Page<DeliveryAttempt>> listAttempts(std::string_view account_sid,
+                                             const AttemptFilter& filter, PageCursor cursor,
+                                             int page_size) override;
+  Result<AttemptSummary> summarizeAttempts(std::string_view account_sid,
+                                           const AttemptFilter& filter) override;
+
+  Status createMessagingConfig(const MessagingConfiguration& c) override;
+  Result<std::optional<MessagingConfiguration>> getMessagingConfig(
+      std::string_view service_sid, std::string_view country) override;
+  Result<Page<MessagingConfiguration>> listMessagingConfigs(std::string_view service_sid,
+                                                            PageCursor cursor,
+                                                            int page_size) override;
+  Result<MessagingConfiguration> updateMessagingConfig(std::string_view service_sid,
+                                                       std::string_view country,
+                                                       std::string_view messaging_service_sid,
+                                                       UnixTime now) override;
+  Status deleteMessagingConfig(std::string_view service_sid, std::string_view country) override;
+
   // Figures for benchmarks: transactions committed and writes they carried.
   std::uint64_t commits() const;
   std::uint64_t writes() const;

@@ -1,0 +1,429 @@
+#include "verifyd/delivery/delivery_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "verifyd/common/sid.h"
+#include "verifyd/delivery/providers.h"
+#include "verifyd/delivery/templates.h"
+
+namespace verifyd {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Sender>> makeSender(const ProviderConfig& c) {
+  if (c.type == "kannel") return makeKannelSender(c);
+  if (c.type == "smtp") return makeSmtpSender(c);
+  if (c.type == "twilio") return makeTwilioSender(c);
+  if (c.type == "webhook") return makeWebhookSender(c);
+  return fail(Error::invalid("provider.type", "provider '" + c.name + "': unknown type '" + c.type +
+                                                  "' (kannel, smtp, twilio or webhook)"));
+}
+
+// The digits of a code one by one ("1, 2, 3"), for templates spoken by a call.
+std::string spelled(std::string_view code) {
+  std::string out;
+  for (char c : code) {
+    if (!out.empty()) out += ", ";
+    out.push_back(c);
+  }
+  return out;
+}
+
+}  // namespace
+
+DeliveryService::DeliveryService(Store& store, const Keyring& keyring, const PhoneNumbers& phones,
+                                 Random& random, DeliveryOptions options)
+    : store_(store),
+      keyring_(keyring),
+      phones_(phones),
+      random_(random),
+      options_(std::move(options)),
+      lease_token_(hex(random_.bytes(8))) {}
+
+Result<std::unique_ptr<DeliveryService>> DeliveryService::create(Store& store,
+                                                                 const Keyring& keyring,
+                                                                 const PhoneNumbers& phones,
+                                                                 Random& random,
+                                                                 DeliveryOptions options) {
+  std::unique_ptr<DeliveryService> d(
+      new DeliveryService(store, keyring, phones, random, std::move(options)));
+  for (const auto& c : d->options_.providers) {
+    for (const auto& other : d->providers_)
+      if (other.config.name == c.name)
+        return fail(Error::invalid("provider.name", "two providers are named '" + c.name + "'"));
+    auto sender = makeSender(c);
+    if (!sender) return fail(sender.error());
+    d->providers_.push_back(Provider{c, std::move(*sender)});
+  }
+  return d;
+}
+
+DeliveryService::~DeliveryService() { stop(); }
+
+void DeliveryService::start() {
+  if (providers_.empty()) return;  // every message stays in the dev outbox
+  claimer_ = std::thread([this] { claimLoop(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i)
+    workers_.emplace_back([this] { workerLoop(); });
+}
+
+void DeliveryService::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  work_cv_.notify_all();
+  if (claimer_.joinable()) claimer_.join();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  // Claimed attempts not started stay 'sending' in the store: their leases run out and they
+  // are sent after the restart, flagged as outcome unknown only if a try had begun. Those that
+  // never began are handed back now so that they are not flagged.
+  for (auto& a : work_) {
+    a.message_status = message_status::kQueued;
+    a.next_try_ms = 0;
+    (void)store_.finishTry(a);
+  }
+  work_.clear();
+}
+
+std::int64_t DeliveryService::nowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t DeliveryService::backoffMs(int provider_tries) {
+  const std::int64_t cap = std::max(1, options_.retry_max_ms);
+  std::int64_t delay = std::max(1, options_.retry_initial_ms);
+  for (int i = 1; i < provider_tries && delay < cap; ++i) delay *= 2;
+  delay = std::min(delay, cap);
+  // Equal jitter: half fixed, half random, so that retries of a burst spread out.
+  std::uint32_t r = 0;
+  random_.fill(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
+  return delay / 2 + static_cast<std::int64_t>(r % static_cast<std::uint32_t>(delay / 2 + 1));
+}
+
+void DeliveryService::queued() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+void DeliveryService::claimLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
+                      [&] { return stopping_ || (wake_ && idle_workers_ > 0); });
+    if (stopping_) break;
+    wake_ = false;
+    // Claim no more than idle workers can start at once: a lease starts ticking at the claim.
+    const int want = idle_workers_ - static_cast<int>(work_.size());
+    if (want <= 0) continue;
+    lock.unlock();
+    const std::int64_t now = nowMs();
+    std::vector<DeliveryAttempt> claimed;
+    auto due = store_.anyAttemptDue(now);
+    if (due && *due) {
+      auto got = store_.claimAttempts(now, options_.lease_ms, want, lease_token_);
+      if (got) claimed = std::move(*got);
+    }
+    lock.lock();
+    for (auto& a : claimed) work_.push_back(std::move(a));
+    if (!claimed.empty()) {
+      work_cv_.notify_all();
+      // A full batch suggests more is due: look again as soon as a worker is free.
+      if (static_cast<int>(claimed.size()) == want) wake_ = true;
+    }
+  }
+}
+
+void DeliveryService::workerLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    ++idle_workers_;
+    wake_ = true;
+    wake_cv_.notify_one();
+    work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
+    --idle_workers_;
+    if (stopping_) return;
+    DeliveryAttempt a = std::move(work_.front());
+    work_.pop_front();
+    lock.unlock();
+    process(std::move(a));
+    lock.lock();
+  }
+}
+
+std::vector<const DeliveryService::Provider*> DeliveryService::route(
+    const DeliveryAttempt& a, const std::string& messaging_service_sid) const {
+  std::vector<const Provider*> first, rest;
+  for (const auto& p : providers_) {
+    const auto& c = p.config;
+    if (std::find(c.channels.begin(), c.channels.end(), a.channel) == c.channels.end()) continue;
+    if (!c.countries.empty() &&
+        std::find(c.countries.begin(), c.countries.end(), a.country) == c.countries.end())
+      continue;
+    auto mg = c.settings.find("messaging_service_sid");
+    const bool preferred = !messaging_service_sid.empty() && mg != c.settings.end() &&
+                           mg->second == messaging_service_sid;
+    (preferred ? first : rest).push_back(&p);
+  }
+  first.insert(first.end(), rest.begin(), rest.end());
+  return first;
+}
+
+void DeliveryService::process(DeliveryAttempt a) {
+  auto finish = [&](std::string status) {
+    a.message_status = std::move(status);
+    a.date_updated = nowMs() / 1000;
+    (void)store_.finishTry(a);
+  };
+  OutgoingMessage m;
+  {
+    auto opened = keyring_.open(a.payload_sealed);
+    if (!opened) {
+      a.error_code = "30500";
+      a.error_message = "the stored message cannot be read with this server's key";
+      return finish(message_status::kFailed);
+    }
+    json p = json::parse(*opened, nullptr, false);
+    if (!p.is_object()) {
+      a.error_code = "30500";
+      a.error_message = "the stored message is not readable";
+      return finish(message_status::kFailed);
+    }
+    auto get = [&p](const char* k) { return p.value(k, std::string()); };
+    m.text = get("text");
+    m.speech = get("speech");
+    m.speech_language = get("speech_language");
+    m.subject = get("subject");
+    m.html = get("html");
+    m.from = get("from");
+    m.from_name = get("from_name");
+    m.code = get("code");
+    m.friendly_name = get("friendly_name");
+  }
+  m.attempt_sid = a.sid;
+  m.account_sid = a.account_sid;
+  m.service_sid = a.service_sid;
+  m.verification_sid = a.verification_sid;
+  m.channel = a.channel;
+  m.to = a.to;
+  m.locale = a.locale;
+  if (a.channel == "sms" || a.channel == "whatsapp") {
+    // The service's Messaging Configuration for the country (or "all") picks the route.
+    for (const char* country : {a.country.c_str(), "all"}) {
+      auto mc = store_.getMessagingConfig(a.service_sid, country);
+      if (mc && *mc) {
+        m.messaging_service_sid = (*mc)->messaging_service_sid;
+        break;
+      }
+    }
+  }
+  auto providers = route(a, m.messaging_service_sid);
+  if (providers.empty()) {
+    a.error_code = "30008";
+    a.error_message = "no provider is configured for " + a.channel + " to this destination";
+    return finish(message_status::kFailed);
+  }
+  std::size_t pos = 0;
+  while (pos < providers.size() && providers[pos]->config.name != a.provider) ++pos;
+  if (pos == providers.size()) {
+    pos = 0;
+    a.provider_tries = 0;
+  }
+  const Provider& provider = *providers[pos];
+  m.status_callback = options_.public_url + "/callbacks/v1/" + provider.config.name + "/" + a.sid +
+                      "?t=" + callbackToken(a.sid);
+  SendResult r = provider.sender->send(m);
+  a.provider = provider.config.name;
+  a.tries += 1;
+  a.provider_tries += 1;
+  a.lease_token = lease_token_;
+  if (r.outcome == SendOutcome::kAccepted) {
+    a.provider_message_id = r.provider_message_id;
+    a.error_code.clear();
+    a.error_message.clear();
+    // Accepted is never due again, even when the provider calls it "queued" on its side.
+    a.next_try_ms = std::numeric_limits<std::int64_t>::max();
+    return finish(r.status.empty() ? message_status::kSent : r.status);
+  }
+  a.error_code = r.error_code ? std::to_string(r.error_code) : "30003";
+  a.error_message =
+      r.error_message.empty() ? "the provider did not take the message" : r.error_message;
+  if (r.outcome == SendOutcome::kUnknown) a.outcome_unknown = true;
+  const bool retry_here =
+      r.outcome != SendOutcome::kPermanent && a.provider_tries < std::max(1, options_.max_tries);
+  if (retry_here) {
+    a.next_try_ms = nowMs() + backoffMs(a.provider_tries);
+    return finish(message_status::kQueued);
+  }
+  if (pos + 1 < providers.size()) {
+    // Fail over: the next provider, at once.
+    a.provider = providers[pos + 1]->config.name;
+    a.provider_tries = 0;
+    a.next_try_ms = 0;
+    return finish(message_status::kQueued);
+  }
+  finish(message_status::kFailed);
+}
+
+std::string DeliveryService::callbackToken(std::string_view attempt_sid) const {
+  return hex(keyring_.mac("delivery-callback", attempt_sid)).substr(0, 32);
+}
+
+Status DeliveryService::receipt(const Receipt& r) {
+  if (!keyring_.equal(callbackToken(r.attempt_sid), r.token)) return fail(Error::notFound());
+  const Provider* provider = nullptr;
+  for (const auto& p : providers_)
+    if (p.config.name == r.provider) provider = &p;
+  if (!provider) return fail(Error::notFound());
+  auto field = [&r](const char* k) {
+    auto it = r.fields.find(k);
+    return it == r.fields.end() ? std::string() : it->second;
+  };
+  std::string status, error_code, error_message;
+  const std::string& type = provider->config.type;
+  if (type == "kannel") {
+    // DLR types: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 SMSC rejected.
+    const std::string t = field("type");
+    if (t == "1") {
+      status = message_status::kDelivered;
+    } else if (t == "2" || t == "16") {
+      status = message_status::kUndelivered;
+      error_code = t == "2" ? "30008" : "30007";
+      error_message = field("answer");
+    } else if (t == "4" || t == "8") {
+      status = message_status::kSent;
+    } else {
+      return fail(Error::invalid("type", "unknown DLR type"));
+    }
+  } else if (type == "twilio") {
+    std::string s = field("MessageStatus");
+    if (s.empty()) {
+      const std::string call = field("CallStatus");
+      if (call == "completed")
+        s = message_status::kDelivered;
+      else if (call == "busy" || call == "no-answer" || call == "failed" || call == "canceled")
+        s = message_status::kUndelivered;
+      else if (!call.empty())
+        s = message_status::kSent;
+    }
+    if (s == "accepted" || s == "scheduled" || s == "queued") s = message_status::kQueued;
+    if (s == "sending") s = message_status::kSent;
+    status = s;
+    error_code = field("ErrorCode");
+    error_message = field("ErrorMessage");
+  } else {
+    status = field("status");
+    error_code = field("error_code");
+    error_message = field("error_message");
+  }
+  static const std::vector<std::string> kKnown = {"queued", "sent", "delivered", "undelivered",
+                                                  "failed"};
+  if (std::find(kKnown.begin(), kKnown.end(), status) == kKnown.end())
+    return fail(Error::invalid("status", "unknown delivery status"));
+  // "queued" at the provider is what its acceptance already recorded: nothing to move.
+  if (status == message_status::kQueued) return {};
+  return store_.applyReceipt(r.attempt_sid, status, error_code, error_message, nowMs() / 1000);
+}
+
+bool DeliveryService::dispatches(std::string_view channel) const {
+  for (const auto& p : providers_)
+    if (std::find(p.config.channels.begin(), p.config.channels.end(), channel) !=
+        p.config.channels.end())
+      return true;
+  return false;
+}
+
+Result<ComposedMessage> DeliveryService::compose(const ComposeRequest& r) const {
+  ComposedMessage out;
+  if (r.channel != "email") {
+    std::string region = phones_.mainRegionOf(r.to);
+    out.country = region == "ZZ" ? "" : region;
+  }
+  if (!r.locale.empty()) {
+    auto canonical = canonicalLocale(r.locale);
+    if (!canonical) return fail(Error::notFound("Locale " + r.locale));
+    out.locale = *canonical;
+  } else {
+    out.locale = out.country.empty() ? "en" : localeForRegion(out.country);
+  }
+  MessageVars vars;
+  vars.locale = out.locale;
+  vars.friendly_name = r.friendly_name;
+  vars.code = r.code;
+  vars.do_not_share = r.do_not_share;
+  vars.amount = r.amount;
+  vars.payee = r.payee;
+  vars.app_hash = r.app_hash;
+  vars.ttl_minutes = r.ttl_minutes;
+  json p;
+  p["code"] = r.code;
+  p["friendly_name"] = r.friendly_name;
+  // Templates apply to sms and voice; Twilio uses its default text for the other channels.
+  const MessageTemplate* tpl = nullptr;
+  if (!r.template_sid.empty()) {
+    tpl = findTemplate(r.template_sid);
+    if (!tpl) return fail(Error::invalid("TemplateSid", "no template " + r.template_sid));
+  }
+  if (r.channel == "sms" || r.channel == "whatsapp") {
+    std::string text;
+    if (tpl && r.channel == "sms") {
+      auto rendered = renderTemplate(*tpl, vars, r.template_substitutions);
+      if (!rendered) return fail(rendered.error());
+      text = *rendered;
+      if (!r.app_hash.empty()) text = "<#> " + text + "\n" + r.app_hash;
+    } else {
+      text = smsText(vars);
+    }
+    p["text"] = text;
+    out.preview = text;
+  } else if (r.channel == "call") {
+    Speech speech = callSpeech(vars);
+    if (tpl &&
+        std::find(tpl->channels.begin(), tpl->channels.end(), "voice") != tpl->channels.end()) {
+      MessageVars spoken = vars;
+      spoken.code = spelled(r.code);
+      auto rendered = renderTemplate(*tpl, spoken, r.template_substitutions);
+      if (!rendered) return fail(rendered.error());
+      speech.text = *rendered + " " + *rendered;
+    }
+    p["text"] = speech.text;
+    p["speech"] = speech.text;
+    p["speech_language"] = speech.language;
+    out.preview = speech.text;
+  } else {
+    EmailContent email = emailContent(vars, r.email_substitutions);
+    p["subject"] = email.subject;
+    p["text"] = email.text;
+    p["html"] = email.html;
+    p["from"] = r.email_from;
+    p["from_name"] = r.email_from_name;
+    out.preview = email.subject + "\n\n" + email.text;
+  }
+  out.payload = p.dump();
+  return out;
+}
+
+}  // namespace verifyd

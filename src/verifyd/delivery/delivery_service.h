@@ -1,0 +1,95 @@
+#pragma once
+// Delivery: composes each start's message in its locale, stores nothing itself (the start's
+// transaction writes the attempt), and runs the dispatcher that sends stored attempts through
+// the configured providers, off the request path, with retries, backoff and fail-over, and
+// applies delivery receipts.
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "verifyd/common/random.h"
+#include "verifyd/core/ports/delivery.h"
+#include "verifyd/core/ports/keyring.h"
+#include "verifyd/core/ports/phone_numbers.h"
+#include "verifyd/core/ports/stores.h"
+#include "verifyd/delivery/sender.h"
+
+namespace verifyd {
+
+struct DeliveryOptions {
+  int workers = 4;             // provider calls in flight at once
+  int max_tries = 3;           // per provider, before failing over to the next one
+  int retry_initial_ms = 500;  // backoff: initial * 2^(try-1), capped, with jitter
+  int retry_max_ms = 60000;
+  int lease_ms = 30000;    // a try not finished by then (its node died) is taken over
+  int poll_ms = 500;       // how often an idle dispatcher looks for due retries
+  std::string public_url;  // base of the status callback URLs
+  std::vector<ProviderConfig> providers;
+};
+
+// Reads the [delivery] table and [[provider]] tables of a TOML config file.
+Result<DeliveryOptions> loadDeliveryConfig(const std::string& path);
+
+class DeliveryService final : public Delivery {
+ public:
+  // Builds every provider (kInvalidArgument naming a bad setting). `senders` may inject
+  // providers by name (tests); the rest are built from their config.
+  static Result<std::unique_ptr<DeliveryService>> create(Store& store, const Keyring& keyring,
+                                                         const PhoneNumbers& phones, Random& random,
+                                                         DeliveryOptions options);
+  ~DeliveryService() override;
+
+  // Starts the dispatcher threads; `stop` finishes tries in flight and joins them.
+  void start();
+  void stop();
+
+  Result<ComposedMessage> compose(const ComposeRequest& request) const override;
+  bool dispatches(std::string_view channel) const override;
+  void queued() override;
+  Status receipt(const Receipt& receipt) override;
+
+  // The token that authenticates callbacks for an attempt.
+  std::string callbackToken(std::string_view attempt_sid) const;
+
+ private:
+  struct Provider {
+    ProviderConfig config;
+    std::unique_ptr<Sender> sender;
+  };
+  DeliveryService(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Random& random,
+                  DeliveryOptions options);
+
+  void claimLoop();
+  void workerLoop();
+  void process(DeliveryAttempt attempt);
+  // The providers for a channel and country, the Messaging Configuration's route first.
+  std::vector<const Provider*> route(const DeliveryAttempt& a,
+                                     const std::string& messaging_service_sid) const;
+  std::int64_t nowMs() const;
+  std::int64_t backoffMs(int provider_tries);
+
+  Store& store_;
+  const Keyring& keyring_;
+  const PhoneNumbers& phones_;
+  Random& random_;
+  DeliveryOptions options_;
+  std::vector<Provider> providers_;
+  std::string lease_token_;  // this node's claims
+
+  std::mutex mu_;
+  std::condition_variable wake_cv_;  // the claimer: work may be due
+  std::condition_variable work_cv_;  // the workers: attempts to send
+  std::deque<DeliveryAttempt> work_;
+  int idle_workers_ = 0;
+  bool wake_ = false;
+  bool stopping_ = false;
+  std::thread claimer_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace verifyd
