@@ -10,9 +10,10 @@ what="${1:-all}"   # "build" (make run) or "all" (make test)
 build_pkgs=(g++ cmake ninja-build pkg-config
   libboost-dev nlohmann-json3-dev libsqlite3-dev libssl-dev libphonenumber-dev
   libexpected-dev libspdlog-dev libcli11-dev libjemalloc-dev
-  libcurl4-openssl-dev libtomlplusplus-dev)
+  libcurl4-openssl-dev libtomlplusplus-dev libpq-dev libhiredis-dev)
 test_pkgs=(libgtest-dev libgmock-dev python3-twilio nodejs npm clang-format
-  kannel kannel-extras python3-aiosmtpd openssl curl)
+  kannel kannel-extras python3-aiosmtpd openssl curl postgresql redis-server haproxy
+  python3-psycopg2)
 # "bench" (make bench): the build packages and the load generator, chart, peer and script tools.
 bench_pkgs=(wrk gnuplot-nox nodejs npm curl time procps)
 

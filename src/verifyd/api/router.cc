@@ -171,7 +171,7 @@ const std::set<std::string> kLaterTopResources = {"Forms"};
 
 Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
                Protection& protection, Verifier& verifier, Store& store, const PhoneNumbers& phones,
-               Clock& clock, RouterOptions options, Delivery* delivery)
+               Clock& clock, RouterOptions options, Delivery* delivery, Counters* counters)
     : accounts_(accounts),
       services_(services),
       rate_limits_(rate_limits),
@@ -182,7 +182,7 @@ Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry&
       delivery_(delivery),
       clock_(clock),
       options_(std::move(options)),
-      auth_failures_({{options_.auth_failures_before_refusal, options_.auth_failure_window}}) {}
+      auth_failures_(counters ? *counters : own_counters_) {}
 
 ApiResponse Router::handle(const ApiRequest& req) {
   std::promise<ApiResponse> promise;
@@ -234,7 +234,10 @@ std::optional<ApiResponse> Router::prepare(Call& call) {
 
     const UnixTime now = clock_.now();
     const std::string& client = req.client_address;
-    if (auth_failures_.count(client, now) >= options_.auth_failures_before_refusal) {
+    const std::string counter = "auth-failures:" + client;
+    auto failed = auth_failures_.count(counter, options_.auth_failure_window, now);
+    if (!failed) return twilio::renderError(failed.error(), call.resource);
+    if (*failed >= options_.auth_failures_before_refusal) {
       Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
       e.retry_after = options_.auth_failure_window;
       return twilio::renderError(e, call.resource);
@@ -243,8 +246,8 @@ std::optional<ApiResponse> Router::prepare(Call& call) {
     if (!account) {
       ApiResponse r = twilio::renderError(account.error(), call.resource);
       if (account.error().kind == ErrorKind::kUnauthenticated) {
-        int failures = auth_failures_.record(client, now);
-        int over = failures - options_.auth_failures_before_delay;
+        auto failures = auth_failures_.record(counter, options_.auth_failure_window, now);
+        int over = failures ? *failures - options_.auth_failures_before_delay : 0;
         if (over > 0) r.delay_ms = std::min(5000, 1000 * over);
       }
       return r;

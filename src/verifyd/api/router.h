@@ -29,7 +29,8 @@ class Router {
  public:
   Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
          Protection& protection, Verifier& verifier, Store& store, const PhoneNumbers& phones,
-         Clock& clock, RouterOptions options, Delivery* delivery = nullptr);
+         Clock& clock, RouterOptions options, Delivery* delivery = nullptr,
+         Counters* counters = nullptr);
   // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
   // a verification complete later, on the Verifier's executor; the rest before returning.
   void handle(const ApiRequest& request, Respond respond);
@@ -78,7 +79,8 @@ class Router {
   Delivery* delivery_;
   Clock& clock_;
   RouterOptions options_;
-  WindowLimiter auth_failures_;
+  MemoryCounters own_counters_;  // when none are given
+  Counters& auth_failures_;
 };
 
 }  // namespace verifyd

@@ -35,7 +35,7 @@ bool isCustomCode(std::string_view s) {
 
 Verifier::Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
                    Random& random, VerifierOptions options, MessageSink sink, Executor executor,
-                   Delivery* delivery)
+                   Delivery* delivery, Counters* counters)
     : store_(store),
       keyring_(keyring),
       phones_(phones),
@@ -45,7 +45,7 @@ Verifier::Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& pho
       sink_(std::move(sink)),
       executor_(executor ? std::move(executor) : [](std::function<void()> fn) { fn(); }),
       delivery_(delivery),
-      fetch_limiter_(options_.fetch_limits) {}
+      counters_(counters ? *counters : own_counters_) {}
 
 namespace {
 template <class T>
@@ -328,6 +328,21 @@ void Verifier::startAsync(const std::string& account_sid, const std::string& ser
       if (!known) return error(Error::invalid("RateLimits", "no rate limit named '" + name + "'"));
     }
   }
+  if (options_.buckets_in_counters && !charges.empty()) {
+    // Shared counters (Redis): every bucket of the start at once, all or nothing.
+    std::vector<KeyWindow> items;
+    for (const auto& c : charges)
+      items.push_back(KeyWindow{"bucket:" + c.bucket_sid + ":" + c.key, Window{c.max, c.interval}});
+    auto full = counters_.acquireAll(items, now);
+    if (!full) return error(full.error());
+    if (*full) {
+      Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
+      e.param = charges[(*full)->first].rate_limit_name;
+      e.retry_after = (*full)->second;
+      return error(e);
+    }
+    charges.clear();
+  }
   guards.fraud = fraud;
   guards.max_destination_sends = options_.max_sends_per_destination;
   guards.destination_window = options_.destination_window_seconds;
@@ -392,9 +407,12 @@ Result<Verification> Verifier::fetch(const std::string& account_sid, const std::
                                      const std::string& sid_or_to) {
   auto svc = service(account_sid, service_sid);
   if (!svc) return fail(svc.error());
-  if (auto wait = fetch_limiter_.acquire(service_sid + "|" + sid_or_to, clock_.now())) {
+  auto wait = counters_.acquire("fetch:" + service_sid + "|" + sid_or_to, options_.fetch_limits,
+                                clock_.now());
+  if (!wait) return fail(wait.error());
+  if (*wait) {
     Error e = Error::of(ErrorKind::kRateLimited, "Too many requests");
-    e.retry_after = *wait;
+    e.retry_after = **wait;
     return fail(e);
   }
   auto found = store_.getVerification(keyFor(service_sid, sid_or_to));

@@ -36,6 +36,9 @@ struct VerifierOptions {
   std::string fraud_guard = "standard";
   int max_check_attempts = 5;  // checks per verification; the 5th wrong one ends it
   bool dev_outbox = true;      // keep every message in the dev outbox
+  // Charge programmable rate limit buckets in the shared Counters (Redis, several nodes)
+  // instead of in the start's transaction.
+  bool buckets_in_counters = false;
 };
 
 struct StartParams {
@@ -77,7 +80,7 @@ class Verifier {
  public:
   Verifier(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Clock& clock,
            Random& random, VerifierOptions options, MessageSink sink = {}, Executor executor = {},
-           Delivery* delivery = nullptr);
+           Delivery* delivery = nullptr, Counters* counters = nullptr);
 
   // Starts a verification, or resends the pending one for the same service and `To` (same
   // SID, same code, one more send attempt). Errors: kNotFound (service), kInvalidArgument /
@@ -125,7 +128,8 @@ class Verifier {
   MessageSink sink_;
   Executor executor_;
   Delivery* delivery_;
-  WindowLimiter fetch_limiter_;
+  MemoryCounters own_counters_;  // when none are given
+  Counters& counters_;
 };
 
 }  // namespace verifyd

@@ -1,7 +1,8 @@
 #pragma once
-// Sliding-window counters kept in this process's memory: the built-in limits that need no
-// durability (verification fetches, failed authentication). Thread-safe; every check-and-count
-// is one critical section, so the limits hold under concurrency.
+// Sliding-window counters kept in this process's memory (the Counters port for one node):
+// verification fetches, failed authentications, and rate limit buckets are counted here when no
+// Redis is configured. Thread-safe; every check-and-count is one critical section, so the
+// limits hold under concurrency.
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -10,34 +11,29 @@
 #include <unordered_map>
 #include <vector>
 
-#include "verifyd/common/clock.h"
+#include "verifyd/core/ports/counters.h"
 
 namespace verifyd {
 
-struct Window {
-  int max = 0;      // events allowed …
-  int seconds = 0;  // … per this many seconds
-};
-
-class WindowLimiter {
+class MemoryCounters final : public Counters {
  public:
-  explicit WindowLimiter(std::vector<Window> windows);
-
-  // Counts an event for `key` unless a window is full; then counts nothing and returns the
-  // seconds until the event would be allowed.
-  std::optional<std::int64_t> acquire(const std::string& key, UnixTime now);
-  // Counts an event for `key` regardless, and returns how many the longest window now holds.
-  int record(const std::string& key, UnixTime now);
-  // Events of `key` in the longest window.
-  int count(const std::string& key, UnixTime now);
+  Result<std::optional<std::int64_t>> acquire(const std::string& key,
+                                              const std::vector<Window>& windows,
+                                              UnixTime now) override;
+  Result<int> record(const std::string& key, int seconds, UnixTime now) override;
+  Result<int> count(const std::string& key, int seconds, UnixTime now) override;
+  Result<std::optional<std::pair<std::size_t, std::int64_t>>> acquireAll(
+      const std::vector<KeyWindow>& items, UnixTime now) override;
 
  private:
   std::deque<UnixTime>& prune(const std::string& key, UnixTime now);
+  // The seconds until `q` has room in `w`, or nullopt when it has room now.
+  static std::optional<std::int64_t> full(const std::deque<UnixTime>& q, const Window& w,
+                                          UnixTime now);
   void sweep(UnixTime now);  // drops keys with no event left in any window
 
-  std::vector<Window> windows_;
-  int longest_ = 0;
   std::mutex mu_;
+  int longest_ = 0;  // the longest window any call used: events older than it are dropped
   std::unordered_map<std::string, std::deque<UnixTime>> events_;
   std::uint64_t calls_ = 0;
 };

@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "verifyd/common/url.h"
+
 namespace verifyd {
 namespace {
 
@@ -78,22 +80,7 @@ HttpResponse httpCall(const HttpRequest& request) {
   return response;
 }
 
-std::string urlEncode(std::string_view value) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(value.size() * 3);
-  for (unsigned char c : value) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string urlEncode(std::string_view value) { return percentEncode(value); }
 
 std::string formEncode(const std::vector<std::pair<std::string, std::string>>& fields) {
   std::string out;

@@ -454,12 +454,6 @@ void appendEscaped(std::string& out, std::string_view s) {
   }
 }
 
-std::string escapeHtml(std::string_view s) {
-  std::string out;
-  appendEscaped(out, s);
-  return out;
-}
-
 bool isPlaceholderName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
@@ -562,6 +556,12 @@ std::string twoBraces(std::string_view pattern) {
 }
 
 }  // namespace
+
+std::string escapeHtml(std::string_view s) {
+  std::string out;
+  appendEscaped(out, s);
+  return out;
+}
 
 const std::vector<std::string>& supportedLocales() {
   static const std::vector<std::string> tags = [] {

@@ -11,6 +11,9 @@
 
 namespace verifyd {
 
+// `&<>"'` as entities, for HTML and XML (TwiML) alike.
+std::string escapeHtml(std::string_view text);
+
 // Twilio's locale tags in its spelling: af ar ca cs da de el en en-GB es fi fr he hi hr hu id it
 // ja ko ms nb nl pl pt pt-BR ro ru sv th tl tr vi zh zh-CN zh-HK.
 const std::vector<std::string>& supportedLocales();

@@ -11,6 +11,7 @@
 
 #include "verifyd/delivery/http_client.h"
 #include "verifyd/delivery/providers.h"
+#include "verifyd/delivery/templates.h"
 
 namespace verifyd {
 namespace {
@@ -25,33 +26,6 @@ std::string setting(const ProviderConfig& config, const std::string& key,
 
 bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
-}
-
-std::string xmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 16);
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
 }
 
 void replaceAll(std::string& text, const std::string& needle, std::string_view with) {
@@ -125,8 +99,8 @@ class TwilioSender final : public Sender {
       const std::string& speech = message.speech.empty() ? message.text : message.speech;
       std::string twiml = "<Response><Say";
       if (!message.speech_language.empty())
-        twiml += " language=\"" + xmlEscape(message.speech_language) + "\"";
-      twiml += ">" + xmlEscape(speech) + "</Say></Response>";
+        twiml += " language=\"" + escapeHtml(message.speech_language) + "\"";
+      twiml += ">" + escapeHtml(speech) + "</Say></Response>";
       fields.emplace_back("Twiml", std::move(twiml));
     } else {
       SendResult result;

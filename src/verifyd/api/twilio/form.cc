@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdint>
 
+#include "verifyd/common/url.h"
+
 namespace verifyd::twilio {
 
 namespace {
@@ -126,19 +128,6 @@ std::optional<std::string> decodePathSegment(std::string_view segment) {
   return decode(segment, false);
 }
 
-std::string urlEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string urlEncode(std::string_view s) { return percentEncode(s); }
 
 }  // namespace verifyd::twilio
