@@ -90,12 +90,16 @@ class ProvidersTestBase(unittest.TestCase):
                           % (verification_sid, what, last, self.srv.stderr_tail()))
             time.sleep(0.05)
 
-    def wait_status(self, verification_sid, statuses, timeout=WAIT):
+    def wait_status(self, verification_sid, statuses, timeout=WAIT, tries=None):
+        """Poll until the attempt has one of `statuses` (and, given `tries`, that many tries
+        recorded: a receipt can arrive while its try is still being recorded)."""
         if isinstance(statuses, str):
             statuses = (statuses,)
-        return self.wait_attempt(verification_sid,
-                                 lambda a: a["channel_data"]["message_status"] in statuses,
-                                 "/".join(statuses), timeout)
+        return self.wait_attempt(
+            verification_sid,
+            lambda a: a["channel_data"]["message_status"] in statuses
+            and (tries is None or a["channel_data"]["tries"] == tries),
+            "/".join(statuses) + ("" if tries is None else " after %d tries" % tries), timeout)
 
     def wait_request(self, kind, to, count=1, timeout=WAIT):
         def match(r):
@@ -255,7 +259,7 @@ class TwilioProviderTest(ProvidersTestBase):
         self.assert_sent_once("messages", to, expected=3)
         self.assertEqual(a["channel_data"]["provider_message_id"], reqs[2].sid)
         self.assert_callback_ok(self.fake.send_status_callback(reqs[2], "delivered"))
-        a = self.wait_status(v["sid"], "delivered")
+        a = self.wait_status(v["sid"], "delivered", tries=3)
         self.assertEqual(len(self.attempts(v["sid"])), 1)
         self.assertEqual(a["channel_data"]["tries"], 3)
         self.assertEqual(a["channel_data"]["provider"], "tw")
@@ -270,7 +274,7 @@ class TwilioProviderTest(ProvidersTestBase):
         hook = self.wait_request("/hook", to)
         self.assertEqual(len(self.wait_request("messages", to, count=2)), 2)
         self.assert_callback_ok(self.fake.send_status_callback(hook, "delivered"))
-        a = self.wait_status(v["sid"], "delivered")
+        a = self.wait_status(v["sid"], "delivered", tries=3)
         self.assertEqual(a["channel_data"]["provider"], "hook")
         self.assertEqual(a["channel_data"]["tries"], 3)
         self.assertEqual(len(self.fake.requests_for("messages")), 2)
@@ -283,7 +287,7 @@ class TwilioProviderTest(ProvidersTestBase):
         v = self.create(to)
         hook = self.wait_request("/hook", to)
         self.assert_callback_ok(self.fake.send_status_callback(hook, "delivered"))
-        a = self.wait_status(v["sid"], "delivered")
+        a = self.wait_status(v["sid"], "delivered", tries=2)
         self.assertEqual(a["channel_data"]["provider"], "hook")
         self.assertEqual(len(self.fake.requests_for("messages")), 1,
                          "a permanent refusal must not be retried on the same provider")
@@ -459,6 +463,96 @@ class WebhookProviderTest(ProvidersTestBase):
     def test_config_refuses_bad_template(self):
         with self.assertRaises(VerifydError):
             self.start([self.webhook(body='{"code": {{code}}}')])
+
+
+class RoutingTest(ProvidersTestBase):
+    """Which provider a message goes to: `countries` and Messaging Configurations."""
+
+    FR_NUMBERS = ("+33612345671", "+33612345672", "+33612345673")
+
+    def assert_not_received(self, fake, kind, to, quiet=0.3):
+        time.sleep(quiet)
+        got = [r for r in fake.requests_for(kind)
+               if (r.field("To") if kind in ("messages", "calls") else r.field("to") or "")
+               .endswith(to)]
+        self.assertEqual(got, [], "%s %s received a message for %s" % (fake.url, kind, to))
+
+    def test_country_routing(self):
+        self.start([self.webhook(name="hook-fr", path="/hookfr", countries=["FR"]),
+                    self.webhook(name="hook-any", path="/hookany")])
+        to_fr = self.FR_NUMBERS[0]
+        v_fr = self.create(to_fr)
+        req = self.wait_request("/hookfr", to_fr)
+        self.assertEqual(req.json["text"], self.outbox_text(to_fr))
+        a = self.wait_status(v_fr["sid"], "sent")
+        self.assertEqual((a["channel_data"]["provider"], a["channel_data"]["country"]),
+                         ("hook-fr", "FR"))
+
+        to_us = "+15017122671"
+        v_us = self.create(to_us)
+        req = self.wait_request("/hookany", to_us)
+        self.assertEqual(req.json["text"], self.outbox_text(to_us))
+        a = self.wait_status(v_us["sid"], "sent")
+        self.assertEqual((a["channel_data"]["provider"], a["channel_data"]["country"]),
+                         ("hook-any", "US"))
+        self.assertEqual(a["channel_data"]["tries"], 1)
+
+        self.assert_not_received(self.fake, "/hookfr", to_us)
+        self.assert_not_received(self.fake, "/hookany", to_fr, quiet=0)
+        self.assertEqual(len(self.fake.requests_for("/hookfr")), 1)
+        self.assertEqual(len(self.fake.requests_for("/hookany")), 1)
+
+    def test_messaging_configuration_route(self):
+        mg = "MG" + "5" * 32
+        second = FakeProvider(account_sid="AC" + "e" * 32, auth_token="second-fake-token-0123")
+        self.addCleanup(second.stop)
+        self.start([self.twilio(name="tw-main"),
+                    self.twilio(name="tw-mg", messaging_service_sid=mg,
+                                **second.twilio_settings())])
+        va = self.srv.service_sid
+
+        # Without a configuration the order of the file decides: France goes to the first.
+        before = self.FR_NUMBERS[1]
+        v0 = self.create(before)
+        req = self.wait_request("messages", before)
+        self.assertEqual((req.form["From"], req.form.get("MessagingServiceSid")), (FROM, None))
+        a = self.wait_attempt(v0["sid"], lambda a: a["channel_data"]["provider_message_id"],
+                              "accepted")
+        self.assertEqual(a["channel_data"]["provider"], "tw-main")
+        self.assert_not_received(second, "messages", before, quiet=0)
+
+        st, _h, b = self.srv.request("POST", "/v2/Services/%s/MessagingConfigurations" % va,
+                                     {"Country": "FR", "MessagingServiceSid": mg})
+        self.assertEqual(st, 201, b)
+        self.assertEqual((b["country"], b["messaging_service_sid"]), ("FR", mg))
+
+        to_fr = self.FR_NUMBERS[2]
+        v_fr = self.create(to_fr)
+        req = second.wait_for(lambda r: r.kind == "messages" and r.form.get("To") == to_fr,
+                              timeout=WAIT)
+        self.assertEqual(req.basic_auth(), (second.account_sid, second.auth_token))
+        self.assertEqual(req.account_sid, second.account_sid)
+        self.assertEqual(req.form.get("MessagingServiceSid"), mg)
+        self.assertNotIn("From", req.form)
+        self.assertEqual(req.form["Body"], self.outbox_text(to_fr))
+        a = self.wait_attempt(v_fr["sid"], lambda a: a["channel_data"]["provider_message_id"],
+                              "accepted by tw-mg")
+        self.assertEqual((a["channel_data"]["provider"], a["channel_data"]["provider_message_id"]),
+                         ("tw-mg", req.sid))
+
+        # another country still goes to the first provider, with From
+        to_us = "+15017122672"
+        v_us = self.create(to_us)
+        req = self.wait_request("messages", to_us)
+        self.assertEqual(req.form["From"], FROM)
+        self.assertNotIn("MessagingServiceSid", req.form)
+        a = self.wait_attempt(v_us["sid"], lambda a: a["channel_data"]["provider_message_id"],
+                              "accepted by tw-main")
+        self.assertEqual(a["channel_data"]["provider"], "tw-main")
+
+        self.assert_not_received(self.fake, "messages", to_fr)
+        self.assert_not_received(second, "messages", to_us, quiet=0)
+        self.assertEqual(len(second.requests_for("messages")), 1)
 
 
 if __name__ == "__main__":
