@@ -36,6 +36,7 @@ class TrustedNumbers final : public verifyd::PhoneNumbers {
  public:
   bool isValidE164(std::string_view) const override { return true; }
   std::string regionOf(std::string_view) const override { return "US"; }
+  std::string mainRegionOf(std::string_view) const override { return "US"; }
   verifyd::NumberInfo describe(std::string_view number, std::string_view) const override {
     verifyd::NumberInfo info;
     info.valid = true;
