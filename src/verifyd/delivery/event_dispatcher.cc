@@ -1,0 +1,288 @@
+#include "verifyd/delivery/event_dispatcher.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "verifyd/delivery/http_client.h"
+
+namespace verifyd {
+
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kQueued = "queued";
+constexpr const char* kDelivered = "delivered";
+constexpr const char* kFailed = "failed";
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string sha256(std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(out), len);
+}
+
+std::string base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return out;
+}
+
+}  // namespace
+
+EventDispatcher::EventDispatcher(FactorStore& factors, AccountStore& accounts,
+                                 const Keyring& keyring, Random& random,
+                                 EventDispatchOptions options, std::vector<PushRoute> push)
+    : factors_(factors),
+      accounts_(accounts),
+      keyring_(keyring),
+      random_(random),
+      options_(std::move(options)),
+      push_(std::move(push)),
+      lease_token_(hex(random_.bytes(8))) {}
+
+EventDispatcher::~EventDispatcher() { stop(); }
+
+std::string EventDispatcher::signedUrl(std::string_view url, std::string_view body) {
+  std::string base(url.substr(0, url.find('#')));
+  base += base.find('?') == std::string::npos ? "?" : "&";
+  return base + "bodySHA256=" + hex(sha256(body));
+}
+
+std::string EventDispatcher::signature(std::string_view auth_token, std::string_view url) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha1(), auth_token.data(), static_cast<int>(auth_token.size()),
+       reinterpret_cast<const unsigned char*>(url.data()), url.size(), mac, &len);
+  return base64(std::string_view(reinterpret_cast<char*>(mac), len));
+}
+
+void EventDispatcher::start() {
+  std::lock_guard lock(mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  claimer_ = std::thread([this] { claimLoop(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i)
+    workers_.emplace_back([this] { workerLoop(); });
+}
+
+void EventDispatcher::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  wake_cv_.notify_all();
+  work_cv_.notify_all();
+  if (claimer_.joinable()) claimer_.join();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  // Claimed but never started: hand them back at once rather than after their lease.
+  for (auto& d : work_) {
+    d.status = kQueued;
+    d.next_try_ms = 0;
+    d.lease_token = lease_token_;
+    (void)factors_.finishWebhookDelivery(d);
+  }
+  work_.clear();
+}
+
+void EventDispatcher::nudge() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+std::int64_t EventDispatcher::nowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t EventDispatcher::backoffMs(int tries) {
+  const std::int64_t cap = std::max(1, options_.retry_max_ms);
+  std::int64_t delay = std::max(1, options_.retry_initial_ms);
+  for (int i = 1; i < tries && delay < cap; ++i) delay *= 2;
+  delay = std::min(delay, cap);
+  // Equal jitter: half fixed, half random, so that the retries of a burst spread out.
+  std::uint32_t r = 0;
+  random_.fill(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
+  return delay / 2 + static_cast<std::int64_t>(r % static_cast<std::uint32_t>(delay / 2 + 1));
+}
+
+void EventDispatcher::claimLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(std::max(10, options_.poll_ms)),
+                      [&] { return stopping_ || (wake_ && idle_workers_ > 0); });
+    if (stopping_) break;
+    wake_ = false;
+    // Claim no more than idle workers can start at once: a lease starts ticking at the claim.
+    const int want = idle_workers_ - static_cast<int>(work_.size());
+    if (want <= 0) continue;
+    lock.unlock();
+    std::vector<WebhookDelivery> claimed;
+    auto got = factors_.claimWebhookDeliveries(nowMs(), options_.lease_ms, want, lease_token_);
+    if (got) claimed = std::move(*got);
+    lock.lock();
+    for (auto& d : claimed) work_.push_back(std::move(d));
+    if (!claimed.empty()) {
+      work_cv_.notify_all();
+      if (static_cast<int>(claimed.size()) == want) wake_ = true;  // more may be due
+    }
+  }
+}
+
+void EventDispatcher::workerLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    ++idle_workers_;
+    wake_ = true;
+    wake_cv_.notify_one();
+    work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
+    --idle_workers_;
+    if (stopping_) return;
+    WebhookDelivery d = std::move(work_.front());
+    work_.pop_front();
+    lock.unlock();
+    process(std::move(d));
+    lock.lock();
+  }
+}
+
+void EventDispatcher::process(WebhookDelivery d) {
+  std::string error;
+  bool retryable = true;
+  const bool delivered =
+      d.kind == "push" ? sendPush(d, error, retryable) : sendWebhook(d, error, retryable);
+  d.tries += 1;
+  d.lease_token = lease_token_;
+  d.date_updated = nowMs() / 1000;
+  if (delivered) {
+    d.status = kDelivered;
+    d.error.clear();
+    d.next_try_ms = 0;
+  } else if (retryable && d.tries < std::max(1, options_.max_tries)) {
+    d.status = kQueued;
+    d.error = error;
+    d.next_try_ms = nowMs() + backoffMs(d.tries);
+  } else {
+    d.status = kFailed;
+    d.error = error;
+    d.next_try_ms = 0;
+  }
+  (void)factors_.finishWebhookDelivery(d);
+}
+
+bool EventDispatcher::sendWebhook(const WebhookDelivery& d, std::string& error, bool& retryable) {
+  auto account = accounts_.getAccount(d.account_sid);
+  if (!account) {
+    error = "the account could not be read: " + account.error().message;
+    return false;  // storage trouble: retry
+  }
+  if (!*account) {
+    error = "account " + d.account_sid + " does not exist";
+    retryable = false;
+    return false;
+  }
+  auto token = keyring_.open((*account)->auth_token_sealed);
+  if (!token) {
+    error = "the account's auth token cannot be read with this server's key";
+    retryable = false;
+    return false;
+  }
+  if (d.url.rfind("http://", 0) != 0 && d.url.rfind("https://", 0) != 0) {
+    error = "the webhook URL is not an http:// or https:// URL";
+    retryable = false;
+    return false;
+  }
+  HttpRequest req;
+  req.method = "POST";
+  req.url = signedUrl(d.url, d.body);
+  req.body = d.body;
+  req.headers = {{"Content-Type", "application/json"},
+                 {"X-Twilio-Signature", signature(*token, req.url)},
+                 {"I-Twilio-Idempotency-Token", d.sid},
+                 {"User-Agent", options_.user_agent},
+                 {"Expect", ""}};
+  req.timeout_ms = std::max(1, options_.timeout_ms);
+  req.connect_timeout_ms = std::min(req.timeout_ms, 3000);
+  const HttpResponse resp = httpCall(req);
+  if (resp.status >= 200 && resp.status < 300) return true;
+  error = resp.status == 0 ? "webhook request failed: " + resp.error
+                           : "webhook answered HTTP " + std::to_string(resp.status);
+  return false;
+}
+
+bool EventDispatcher::sendPush(const WebhookDelivery& d, std::string& error, bool& retryable) {
+  const Json body = Json::parse(d.body, nullptr, false);
+  if (!body.is_object()) {
+    error = "the notification is not a JSON object";
+    retryable = false;
+    return false;
+  }
+  PushNotification n;
+  n.delivery_sid = d.sid;
+  n.account_sid = d.account_sid;
+  n.service_sid = d.service_sid;
+  n.platform = body.value("platform", std::string());
+  n.token = body.value("token", std::string());
+  n.body = d.body;
+  if (n.platform == "apns") n.platform = "apn";
+  if (n.token.empty() || (n.platform != "fcm" && n.platform != "apn")) {
+    error = "the factor has no notification platform and token";
+    retryable = false;
+    return false;
+  }
+  // `ttl` (seconds from the delivery's creation; 0: one immediate attempt): a notification
+  // past it is stale, and no provider is asked to store it longer.
+  if (body.contains("ttl") && body["ttl"].is_number_integer()) {
+    const std::int64_t ttl = std::max<std::int64_t>(0, body["ttl"].get<std::int64_t>());
+    n.now_or_never = ttl == 0;
+    n.expires_at = static_cast<long long>(d.date_created) + ttl;
+    const bool stale = n.now_or_never ? d.tries > 0 : nowMs() / 1000 >= n.expires_at;
+    if (stale) {
+      error = "the notification's ttl ran out before a provider took it";
+      retryable = false;
+      return false;
+    }
+  }
+  // Every provider that reaches the platform, in the config file's order: the first that takes
+  // the notification ends the try; one that fails hands over to the next at once.
+  bool any_provider = false;
+  retryable = false;
+  for (const auto& route : push_) {
+    if (!route.sender->serves(n.platform)) continue;
+    any_provider = true;
+    SendResult r = route.sender->push(n);
+    if (r.outcome == SendOutcome::kAccepted) return true;
+    if (!error.empty()) error += "; ";
+    error += route.name + ": " +
+             (r.error_message.empty() ? "the provider did not take it" : r.error_message);
+    if (r.outcome != SendOutcome::kPermanent) retryable = true;
+  }
+  if (!any_provider) error = "no push provider is configured for platform " + n.platform;
+  if (n.now_or_never) retryable = false;
+  return false;
+}
+
+}  // namespace verifyd
