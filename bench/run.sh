@@ -345,6 +345,38 @@ for mode in instant hung; do
   rm -rf "$WORK/data/verifyd-provider-$mode"
 done
 
+# --- verifyd on PostgreSQL (the several-nodes store), one node, same machine ------------------
+# A throwaway cluster with fsync and synchronous_commit on (as durable as SQLite's FULL). Checks
+# need the loader's pre-filled set, which writes SQLite only: create and flow are measured.
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -n "$PG_BIN" ] && [ -x "$PG_BIN/initdb" ]; then
+  PG_DIR=$WORK/pg
+  mkdir -p "$PG_DIR"
+  PG_PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  as_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres "$PG_DIR"; runuser -u postgres -- "$@"; else "$@"; fi; }
+  if as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >"$WORK/pg-initdb.log" 2>&1 &&
+     as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -l "$PG_DIR/log" \
+       -o "-p $PG_PORT -h 127.0.0.1 -k $PG_DIR -c fsync=on -c synchronous_commit=on -c max_connections=100" start \
+       >>"$WORK/pg-initdb.log" 2>&1 &&
+     as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres verifyd >>"$WORK/pg-initdb.log" 2>&1; then
+    VERIFYD_EXTRA="--store postgres --postgres-url postgresql://postgres@127.0.0.1:$PG_PORT/verifyd"
+    start_verifyd "$WORK/data/verifyd-pg"
+    unset VERIFYD_EXTRA
+    PG_SVC=$(create_service "$VERIFYD_BASE_URL" "$TWILIO_ACCOUNT_SID" "$TWILIO_AUTH_TOKEN")
+    run_scenario "verifyd-pg-create" "verifyd-postgres" create 0 "$VERIFYD_PID" "$VERIFYD_BASE_URL" create.lua \
+      "$AUTH" "$VERIFICATION_SID" "$CREATE_LIMIT"
+    run_scenario "verifyd-pg-flow" "verifyd-postgres" flow 0 "$VERIFYD_PID" "$VERIFYD_BASE_URL" flow.lua \
+      "$AUTH" "$PG_SVC" "$FLOW_FIRST" "$FLOW_STRIDE"
+    stop_verifyd
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >>"$WORK/pg-initdb.log" 2>&1 || true
+  else
+    skip "verifyd on PostgreSQL: the throwaway cluster did not start (see ${WORK#"$ROOT"/}/pg-initdb.log)"
+  fi
+  rm -rf "$PG_DIR" "$WORK/data/verifyd-pg"
+else
+  skip "verifyd on PostgreSQL: no PostgreSQL server binaries (apt-get install postgresql)"
+fi
+
 # --- peer (Express + better-sqlite3) ---------------------------------------------------------
 PEER_DATA=$WORK/data/peer
 hex() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }

@@ -13,9 +13,9 @@ build_pkgs=(g++ cmake ninja-build pkg-config
   libcurl4-openssl-dev libtomlplusplus-dev libpq-dev libhiredis-dev)
 test_pkgs=(libgtest-dev libgmock-dev python3-twilio nodejs npm clang-format
   kannel kannel-extras python3-aiosmtpd openssl curl postgresql redis-server haproxy
-  python3-psycopg2)
+  python3-psycopg2 python3-h2 oathtool)
 # "bench" (make bench): the build packages and the load generator, chart, peer and script tools.
-bench_pkgs=(wrk gnuplot-nox nodejs npm curl time procps)
+bench_pkgs=(wrk gnuplot-nox nodejs npm curl time procps postgresql)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = all ] && pkgs+=("${test_pkgs[@]}")

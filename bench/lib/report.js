@@ -209,6 +209,21 @@ for (const s of scenarios) {
 md.push('');
 md.push('verifyd ÷ peer (requests/s, same run): ' +
   ['create', 'check', 'flow'].map((sc) => `${sc} ${ratios[`${sc}_verifyd_vs_peer`] ?? '–'}×`).join(', ') + '.');
+const pgRatios = ['create', 'flow']
+  .map((sc) => [sc, ratio((find('verifyd-postgres', sc) || {}).requests_per_s, (find('verifyd', sc) || {}).requests_per_s)])
+  .filter(([, r]) => r !== null);
+if (pgRatios.length) {
+  md.push('verifyd on PostgreSQL ÷ verifyd on SQLite (one node, same run): ' +
+    pgRatios.map(([sc, r]) => `${sc} ${r}×`).join(', ') + '.');
+}
+const providers = ['instant', 'hung']
+  .map((m) => find(`verifyd+${m}-provider`, 'create'))
+  .filter(Boolean);
+if (providers.length) {
+  md.push('Creates while sending through a provider (p99 ms): ' +
+    providers.map((s) => `${s.system.replace('verifyd+', '')} ${fmtInt(s.requests_per_s)}/s, p99 ${fmt(s.latency_ms.p99)}`).join('; ') +
+    ` (no provider: ${fmtInt((find('verifyd', 'create') || {}).requests_per_s)}/s, p99 ${fmt(((find('verifyd', 'create') || {}).latency_ms || {}).p99)}).`);
+}
 const scaled = scenarios.filter((s) => s.store_size && !s.failed);
 if (scaled.length) {
   md.push('verifyd with a filled store ÷ verifyd on an empty store: ' +

@@ -194,6 +194,23 @@ TEST_F(DeliveryApiTest, ClaimsLeaseAttemptsAndATakeoverMarksTheOutcomeUnknown) {
   EXPECT_EQ((*now)->message_status, message_status::kSending);
 }
 
+TEST_F(DeliveryApiTest, AReceiptDuringTheTryOutlivesTheTrysOutcome) {
+  start("To=%2B33612345678&Channel=sms");
+  auto claimed = store_->claimAttempts(1000, 60000, 10, "node-a");
+  ASSERT_EQ(claimed->size(), 1u);
+  DeliveryAttempt a = (*claimed)[0];
+  // The provider's callback beats the end of its own API call.
+  ASSERT_TRUE(store_->applyReceipt(a.sid, "undelivered", "30008", "Unknown error", 1));
+  a.message_status = message_status::kQueued;  // what the provider's answer said
+  a.provider = "hook";
+  a.tries = 1;
+  ASSERT_TRUE(store_->finishTry(a));
+  auto now = store_->getAttempt(a.account_sid, a.sid);
+  EXPECT_EQ((*now)->message_status, "undelivered");
+  EXPECT_EQ((*now)->error_code, "30008");
+  EXPECT_EQ((*now)->tries, 1);
+}
+
 TEST_F(DeliveryApiTest, TemplatesAreListedAndUsedByTemplateSid) {
   auto list = body(call("GET", "/v2/Templates"));
   ASSERT_GE(list["templates"].size(), 4u);

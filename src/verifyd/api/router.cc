@@ -5,6 +5,7 @@
 
 #include <array>
 #include <future>
+#include <limits>
 #include <optional>
 #include <set>
 
@@ -30,6 +31,8 @@ struct Router::Call {
   Params query;
   Params form;
   std::string account_sid;
+  // Set when a device authenticated with an access token (user `token`): what it may act for.
+  std::optional<DeviceClaims> device;
 };
 
 namespace {
@@ -42,21 +45,37 @@ ApiResponse methodNotAllowed(std::string allow) {
   return r;
 }
 
-Result<std::string> authenticate(Accounts& accounts, std::string_view header) {
-  auto unauthenticated = Error::of(ErrorKind::kUnauthenticated);
+// The user and password of HTTP Basic credentials.
+std::optional<std::pair<std::string, std::string>> basicCredentials(std::string_view header) {
   // The scheme name is case-insensitive (RFC 9110 §11.1); spaces may follow it.
-  if (header.size() < 6 || strncasecmp(header.data(), "basic ", 6) != 0)
-    return fail(unauthenticated);
+  if (header.size() < 6 || strncasecmp(header.data(), "basic ", 6) != 0) return std::nullopt;
   std::string_view token = header.substr(6);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   auto decoded = twilio::base64Decode(token);
-  if (!decoded) return fail(unauthenticated);
+  if (!decoded) return std::nullopt;
   auto colon = decoded->find(':');
-  if (colon == std::string::npos) return fail(unauthenticated);
-  std::string user = decoded->substr(0, colon);
+  if (colon == std::string::npos) return std::nullopt;
+  return std::pair{decoded->substr(0, colon), decoded->substr(colon + 1)};
+}
+
+Result<std::string> authenticate(Accounts& accounts, std::string_view header) {
+  auto unauthenticated = Error::of(ErrorKind::kUnauthenticated);
+  auto credentials = basicCredentials(header);
+  if (!credentials) return fail(unauthenticated);
+  const auto& [user, password] = *credentials;
   if (!isSid(user, "AC") && !isSid(user, "SK")) return fail(unauthenticated);
-  return accounts.authenticate(user, std::string_view(*decoded).substr(colon + 1));
+  return accounts.authenticate(user, password);
+}
+
+// 20403: authenticated, but not for this (a device's access token outside its entity).
+ApiResponse forbidden() {
+  twilio::ojson j;
+  j["code"] = 20403;
+  j["message"] = "Forbidden: an access token acts only on its own entity's factors and challenges";
+  j["more_info"] = "https://www.twilio.com/docs/errors/20403";
+  j["status"] = 403;
+  return ApiResponse{403, j.dump(), {}};
 }
 
 // Optional string parameters: present and empty clears the value.
@@ -163,15 +182,17 @@ Status applyServiceParams(const Params& p, ServiceSettings& s) {
 }
 
 // Resources of the Twilio API that verifyd does not serve yet: named, not pretended.
-const std::set<std::string> kLaterServiceResources = {"Entities", "Webhooks", "AccessTokens",
-                                                      "Passkeys"};
+const std::set<std::string> kLaterServiceResources = {"Passkeys"};
+// Served by FactorService, when the store keeps factors.
+const std::set<std::string> kFactorResources = {"Entities", "Webhooks", "AccessTokens"};
 const std::set<std::string> kLaterTopResources = {"Forms"};
 
 }  // namespace
 
 Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
                Protection& protection, Verifier& verifier, Store& store, const PhoneNumbers& phones,
-               Clock& clock, RouterOptions options, Delivery* delivery, Counters* counters)
+               Clock& clock, RouterOptions options, Delivery* delivery, Counters* counters,
+               FactorService* factors)
     : accounts_(accounts),
       services_(services),
       rate_limits_(rate_limits),
@@ -182,7 +203,8 @@ Router::Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry&
       delivery_(delivery),
       clock_(clock),
       options_(std::move(options)),
-      auth_failures_(counters ? *counters : own_counters_) {}
+      auth_failures_(counters ? *counters : own_counters_),
+      factors_(factors) {}
 
 ApiResponse Router::handle(const ApiRequest& req) {
   std::promise<ApiResponse> promise;
@@ -194,7 +216,7 @@ ApiResponse Router::handle(const ApiRequest& req) {
 void Router::handle(const ApiRequest& req, Respond respond) {
   std::string_view target = req.target;
   auto qpos = target.find('?');
-  Call call{req, std::string(target.substr(0, qpos)), {}, {}, {}, {}, {}};
+  Call call{req, std::string(target.substr(0, qpos)), {}, {}, {}, {}, {}, {}};
   try {
     if (auto early = prepare(call)) return respond(std::move(*early));
     route(call, respond);
@@ -242,7 +264,20 @@ std::optional<ApiResponse> Router::prepare(Call& call) {
       e.retry_after = options_.auth_failure_window;
       return twilio::renderError(e, call.resource);
     }
-    auto account = authenticate(accounts_, req.authorization);
+    // A device enrolling or answering with an access token: HTTP Basic `token:<JWT>`.
+    auto credentials = basicCredentials(req.authorization);
+    Result<std::string> account = fail(Error::of(ErrorKind::kUnauthenticated));
+    if (factors_ && credentials && credentials->first == "token") {
+      auto claims = factors_->authenticateDevice(credentials->second);
+      if (claims) {
+        account = claims->account_sid;
+        call.device = std::move(*claims);
+      } else {
+        account = fail(claims.error());
+      }
+    } else {
+      account = authenticate(accounts_, req.authorization);
+    }
     if (!account) {
       ApiResponse r = twilio::renderError(account.error(), call.resource);
       if (account.error().kind == ErrorKind::kUnauthenticated) {
@@ -279,6 +314,7 @@ void Router::route(Call& c, Respond& respond) {
   const auto& s = c.segments;
   const auto n = s.size();
   auto notFound = [&] { return respond(twilio::renderError(Error::notFound(), c.resource)); };
+  if (c.device && !deviceAllowed(c)) return respond(forbidden());
   if (s[0] == "dev") {
     if (n == 3 && s[1] == "v1" && s[2] == "Messages" && options_.dev_outbox) {
       if (c.req.method != "GET") return respond(methodNotAllowed("GET"));
@@ -324,6 +360,30 @@ void Router::route(Call& c, Respond& respond) {
     }
     if (n == 4 && s[3] == "MessagingConfigurations") return respond(messagingConfigs(c, s[2]));
     if (n == 5 && s[3] == "MessagingConfigurations") return respond(messagingConfig(c, s[2], s[4]));
+    if (n >= 4 && kFactorResources.count(s[3])) {
+      if (!factors_)
+        return respond(twilio::renderError(
+            Error::of(ErrorKind::kNotImplemented,
+                      "Not implemented in verifyd yet: " + s[3] + " (the store keeps no factors)"),
+            c.resource));
+      if (s[3] == "Entities") {
+        if (n == 4) return respond(entities(c, s[2]));
+        if (n == 5) return respond(entity(c, s[2], s[4]));
+        if (n == 6 && s[5] == "Factors") return respond(factors(c, s[2], s[4]));
+        if (n == 7 && s[5] == "Factors") return respond(factor(c, s[2], s[4], s[6]));
+        if (n == 6 && s[5] == "Challenges") return respond(challenges(c, s[2], s[4]));
+        if (n == 7 && s[5] == "Challenges") return respond(challenge(c, s[2], s[4], s[6]));
+        if (n == 8 && s[5] == "Challenges" && s[7] == "Notifications")
+          return respond(notifications(c, s[2], s[4], s[6]));
+      } else if (s[3] == "AccessTokens") {
+        if (n == 4) return respond(accessTokens(c, s[2]));
+        if (n == 5) return respond(accessToken(c, s[2], s[4]));
+      } else {
+        if (n == 4) return respond(webhooks(c, s[2]));
+        if (n == 5) return respond(webhook(c, s[2], s[4]));
+      }
+      return notFound();
+    }
     if (n >= 4 && kLaterServiceResources.count(s[3]))
       return respond(twilio::renderError(
           Error::of(ErrorKind::kNotImplemented, "Not implemented in verifyd yet: " + s[3]),
@@ -977,6 +1037,267 @@ ApiResponse Router::messagingConfig(Call& c, const std::string& service_sid,
   }
   if (c.req.method == "DELETE") {
     if (auto st = store_.deleteMessagingConfig(service_sid, country); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, POST, DELETE");
+}
+
+// ---- factors: entities, factors, challenges, notifications, access tokens, webhooks --------
+
+namespace {
+// An integer parameter, any value: FactorService checks the ranges and names the parameter.
+Result<std::optional<int>> intParam(const Params& p, const char* key) {
+  return p.getInt(key, std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
+}
+}  // namespace
+
+bool Router::deviceAllowed(const Call& c) const {
+  const auto& s = c.segments;
+  const auto n = s.size();
+  const DeviceClaims& d = *c.device;
+  if (d.factor_type != "push" || n < 6 || s[0] != "v2" || s[1] != "Services" ||
+      s[2] != d.service_sid || s[3] != "Entities" || s[4] != d.identity)
+    return false;
+  const std::string& m = c.req.method;
+  if (s[5] == "Factors") {
+    if (n == 6)
+      return m == "POST" && c.form.get("FactorType") == std::optional<std::string>("push");
+    return n == 7 && m == "POST";
+  }
+  if (s[5] == "Challenges") {
+    if (n == 6) return m == "GET";
+    return n == 7 && (m == "GET" || m == "POST");
+  }
+  return false;
+}
+
+ApiResponse Router::entities(Call& c, const std::string& service_sid) {
+  auto encode = [&](const Entity& e) { return twilio::encodeEntity(e, options_.public_url); };
+  if (c.req.method == "POST")
+    return one(factors_->createEntity(c.account_sid, service_sid, c.form.get("Identity")), 201,
+               c.resource, encode);
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    return listPage(factors_->listEntities(c.account_sid, service_sid, req->cursor, req->page_size),
+                    *req, options_.public_url + "/v2/Services/" + service_sid + "/Entities",
+                    "entities", c.resource, encode);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::entity(Call& c, const std::string& service_sid, const std::string& identity) {
+  if (c.req.method == "GET")
+    return one(factors_->fetchEntity(c.account_sid, service_sid, identity), 200, c.resource,
+               [&](const Entity& e) { return twilio::encodeEntity(e, options_.public_url); });
+  if (c.req.method == "DELETE") {
+    if (auto st = factors_->deleteEntity(c.account_sid, service_sid, identity); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, DELETE");
+}
+
+ApiResponse Router::factors(Call& c, const std::string& service_sid, const std::string& identity) {
+  if (c.req.method == "POST") {
+    const Params& f = c.form;
+    NewFactorParams p;
+    p.friendly_name = f.get("FriendlyName");
+    // A device enrolling with an access token may leave the name to the token.
+    if (!p.friendly_name && c.device && !c.device->factor_friendly_name.empty())
+      p.friendly_name = c.device->factor_friendly_name;
+    p.factor_type = f.get("FactorType");
+    p.binding_alg = f.get("Binding.Alg");
+    p.binding_public_key = f.get("Binding.PublicKey");
+    p.binding_secret = f.get("Binding.Secret");
+    p.app_id = f.get("Config.AppId");
+    p.notification_platform = f.get("Config.NotificationPlatform");
+    p.notification_token = f.get("Config.NotificationToken");
+    p.sdk_version = f.get("Config.SdkVersion");
+    p.alg = f.get("Config.Alg");
+    p.metadata = f.get("Metadata");
+    for (auto [key, field] :
+         {std::pair{"Config.TimeStep", &p.time_step}, std::pair{"Config.Skew", &p.skew},
+          std::pair{"Config.CodeLength", &p.code_length}}) {
+      auto v = intParam(f, key);
+      if (!v) return twilio::renderError(v.error(), c.resource);
+      *field = *v;
+    }
+    return one(factors_->createFactor(c.account_sid, service_sid, identity, p), 201, c.resource,
+               [&](const NewFactor& n) { return twilio::encodeNewFactor(n, options_.public_url); });
+  }
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    return listPage(
+        factors_->listFactors(c.account_sid, service_sid, identity, req->cursor, req->page_size),
+        *req,
+        options_.public_url + "/v2/Services/" + service_sid + "/Entities/" + identity + "/Factors",
+        "factors", c.resource,
+        [&](const Factor& x) { return twilio::encodeFactor(x, options_.public_url); });
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::factor(Call& c, const std::string& service_sid, const std::string& identity,
+                           const std::string& sid) {
+  auto encode = [&](const Factor& f) { return twilio::encodeFactor(f, options_.public_url); };
+  if (c.req.method == "GET")
+    return one(factors_->fetchFactor(c.account_sid, service_sid, identity, sid), 200, c.resource,
+               encode);
+  if (c.req.method == "POST") {
+    const Params& f = c.form;
+    FactorUpdateParams p;
+    p.auth_payload = f.get("AuthPayload");
+    p.friendly_name = f.get("FriendlyName");
+    p.notification_token = f.get("Config.NotificationToken");
+    p.sdk_version = f.get("Config.SdkVersion");
+    p.notification_platform = f.get("Config.NotificationPlatform");
+    p.alg = f.get("Config.Alg");
+    for (auto [key, field] :
+         {std::pair{"Config.TimeStep", &p.time_step}, std::pair{"Config.Skew", &p.skew},
+          std::pair{"Config.CodeLength", &p.code_length}}) {
+      auto v = intParam(f, key);
+      if (!v) return twilio::renderError(v.error(), c.resource);
+      *field = *v;
+    }
+    return one(factors_->updateFactor(c.account_sid, service_sid, identity, sid, p), 200,
+               c.resource, encode);
+  }
+  if (c.req.method == "DELETE") {
+    if (auto st = factors_->deleteFactor(c.account_sid, service_sid, identity, sid); !st)
+      return twilio::renderError(st.error(), c.resource);
+    return ApiResponse{204, "", {}};
+  }
+  return methodNotAllowed("GET, POST, DELETE");
+}
+
+ApiResponse Router::challenges(Call& c, const std::string& service_sid,
+                               const std::string& identity) {
+  const std::string base = options_.public_url;
+  if (c.req.method == "POST") {
+    const Params& f = c.form;
+    ChallengeParams p;
+    p.factor_sid = f.get("FactorSid");
+    p.expiration_date = f.get("ExpirationDate");
+    p.details_message = f.get("Details.Message");
+    p.details_fields = f.all("Details.Fields");
+    p.hidden_details = f.get("HiddenDetails");
+    p.auth_payload = f.get("AuthPayload");
+    auto r = factors_->createChallenge(c.account_sid, service_sid, identity, p);
+    if (!r) return twilio::renderError(r.error(), c.resource);
+    return json(201, twilio::encodeChallenge(r->challenge, r->include_date, base));
+  }
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    ChallengeListFilter filter{c.query.get("FactorSid"), c.query.get("Status"),
+                               c.query.get("Order")};
+    auto list = factors_->listChallenges(c.account_sid, service_sid, identity, filter, req->cursor,
+                                         req->page_size);
+    if (!list) return twilio::renderError(list.error(), c.resource);
+    ojson items = ojson::array();
+    for (const auto& ch : list->page.items)
+      items.push_back(twilio::encodeChallenge(ch, list->include_date, base));
+    ojson body;
+    body["challenges"] = std::move(items);
+    body["meta"] = twilio::pageMeta(
+        *req, list->page,
+        base + "/v2/Services/" + service_sid + "/Entities/" + identity + "/Challenges",
+        filterQuery(c.query, {"FactorSid", "Status", "Order"}), "challenges");
+    return json(200, body);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::challenge(Call& c, const std::string& service_sid, const std::string& identity,
+                              const std::string& sid) {
+  Result<ChallengeView> r = fail(Error::notFound());
+  if (c.req.method == "GET") {
+    r = factors_->fetchChallenge(c.account_sid, service_sid, identity, sid);
+  } else if (c.req.method == "POST") {
+    ChallengeUpdateParams p{c.form.get("AuthPayload"), c.form.get("Metadata")};
+    r = factors_->updateChallenge(c.account_sid, service_sid, identity, sid, p);
+  } else {
+    return methodNotAllowed("GET, POST");
+  }
+  if (!r) return twilio::renderError(r.error(), c.resource);
+  ApiResponse out =
+      json(200, twilio::encodeChallenge(r->challenge, r->include_date, options_.public_url));
+  // What a device signs to answer a push challenge: these fields, with the values just returned.
+  if (c.req.method == "GET")
+    out.headers.emplace_back("Twilio-Verify-Signature-Fields", challengeSignatureFieldsHeader());
+  return out;
+}
+
+ApiResponse Router::notifications(Call& c, const std::string& service_sid,
+                                  const std::string& identity, const std::string& challenge_sid) {
+  if (c.req.method != "POST") return methodNotAllowed("POST");
+  auto ttl = intParam(c.form, "Ttl");
+  if (!ttl) return twilio::renderError(ttl.error(), c.resource);
+  return one(
+      factors_->createNotification(c.account_sid, service_sid, identity, challenge_sid, *ttl), 201,
+      c.resource, [](const Notification& n) { return twilio::encodeNotification(n); });
+}
+
+ApiResponse Router::accessTokens(Call& c, const std::string& service_sid) {
+  if (c.req.method != "POST") return methodNotAllowed("POST");
+  AccessTokenParams p;
+  p.identity = c.form.get("Identity");
+  p.factor_type = c.form.get("FactorType");
+  p.factor_friendly_name = c.form.get("FactorFriendlyName");
+  auto ttl = intParam(c.form, "Ttl");
+  if (!ttl) return twilio::renderError(ttl.error(), c.resource);
+  p.ttl = *ttl;
+  return one(
+      factors_->createAccessToken(c.account_sid, service_sid, p), 201, c.resource,
+      [&](const AccessToken& t) { return twilio::encodeAccessToken(t, options_.public_url); });
+}
+
+ApiResponse Router::accessToken(Call& c, const std::string& service_sid, const std::string& sid) {
+  if (c.req.method != "GET") return methodNotAllowed("GET");
+  return one(
+      factors_->fetchAccessToken(c.account_sid, service_sid, sid), 200, c.resource,
+      [&](const AccessToken& t) { return twilio::encodeAccessToken(t, options_.public_url); });
+}
+
+namespace {
+WebhookParams webhookParams(const Params& f) {
+  WebhookParams p;
+  p.friendly_name = f.get("FriendlyName");
+  if (f.has("EventTypes")) p.event_types = f.all("EventTypes");
+  p.webhook_url = f.get("WebhookUrl");
+  p.status = f.get("Status");
+  p.version = f.get("Version");
+  return p;
+}
+}  // namespace
+
+ApiResponse Router::webhooks(Call& c, const std::string& service_sid) {
+  auto encode = [&](const Webhook& w) { return twilio::encodeWebhook(w, options_.public_url); };
+  if (c.req.method == "POST")
+    return one(factors_->createWebhook(c.account_sid, service_sid, webhookParams(c.form)), 201,
+               c.resource, encode);
+  if (c.req.method == "GET") {
+    auto req = twilio::parsePageRequest(c.query);
+    if (!req) return twilio::renderError(req.error(), c.resource);
+    return listPage(factors_->listWebhooks(c.account_sid, service_sid, req->cursor, req->page_size),
+                    *req, options_.public_url + "/v2/Services/" + service_sid + "/Webhooks",
+                    "webhooks", c.resource, encode);
+  }
+  return methodNotAllowed("GET, POST");
+}
+
+ApiResponse Router::webhook(Call& c, const std::string& service_sid, const std::string& sid) {
+  auto encode = [&](const Webhook& w) { return twilio::encodeWebhook(w, options_.public_url); };
+  if (c.req.method == "GET")
+    return one(factors_->fetchWebhook(c.account_sid, service_sid, sid), 200, c.resource, encode);
+  if (c.req.method == "POST")
+    return one(factors_->updateWebhook(c.account_sid, service_sid, sid, webhookParams(c.form)), 200,
+               c.resource, encode);
+  if (c.req.method == "DELETE") {
+    if (auto st = factors_->deleteWebhook(c.account_sid, service_sid, sid); !st)
       return twilio::renderError(st.error(), c.resource);
     return ApiResponse{204, "", {}};
   }

@@ -5,6 +5,7 @@
 
 #include "verifyd/api/response.h"
 #include "verifyd/core/accounts.h"
+#include "verifyd/core/factors.h"
 #include "verifyd/core/ports/delivery.h"
 #include "verifyd/core/protection.h"
 #include "verifyd/core/rate_limits.h"
@@ -30,7 +31,7 @@ class Router {
   Router(Accounts& accounts, ServiceRegistry& services, RateLimitRegistry& rate_limits,
          Protection& protection, Verifier& verifier, Store& store, const PhoneNumbers& phones,
          Clock& clock, RouterOptions options, Delivery* delivery = nullptr,
-         Counters* counters = nullptr);
+         Counters* counters = nullptr, FactorService* factors = nullptr);
   // Thread-safe. Never throws: anything unexpected becomes a 500 envelope. Requests that write
   // a verification complete later, on the Verifier's executor; the rest before returning.
   void handle(const ApiRequest& request, Respond respond);
@@ -68,6 +69,22 @@ class Router {
   ApiResponse buckets(Call& call, const std::string& service_sid, const std::string& limit_sid);
   ApiResponse bucket(Call& call, const std::string& service_sid, const std::string& limit_sid,
                      const std::string& sid);
+  // Factors (null factors_: 501). A device's access token reaches only `deviceAllowed` routes.
+  bool deviceAllowed(const Call& call) const;
+  ApiResponse entities(Call& call, const std::string& service_sid);
+  ApiResponse entity(Call& call, const std::string& service_sid, const std::string& identity);
+  ApiResponse factors(Call& call, const std::string& service_sid, const std::string& identity);
+  ApiResponse factor(Call& call, const std::string& service_sid, const std::string& identity,
+                     const std::string& sid);
+  ApiResponse challenges(Call& call, const std::string& service_sid, const std::string& identity);
+  ApiResponse challenge(Call& call, const std::string& service_sid, const std::string& identity,
+                        const std::string& sid);
+  ApiResponse notifications(Call& call, const std::string& service_sid, const std::string& identity,
+                            const std::string& challenge_sid);
+  ApiResponse accessTokens(Call& call, const std::string& service_sid);
+  ApiResponse accessToken(Call& call, const std::string& service_sid, const std::string& sid);
+  ApiResponse webhooks(Call& call, const std::string& service_sid);
+  ApiResponse webhook(Call& call, const std::string& service_sid, const std::string& sid);
 
   Accounts& accounts_;
   ServiceRegistry& services_;
@@ -81,6 +98,7 @@ class Router {
   RouterOptions options_;
   MemoryCounters own_counters_;  // when none are given
   Counters& auth_failures_;
+  FactorService* factors_;
 };
 
 }  // namespace verifyd

@@ -31,8 +31,13 @@ enum class ErrorKind {
   kPsd2CallNotAllowed,
   kPsd2ParamsRequired,  // 60206: a PSD2 service needs Amount and Payee               // 60214: PSD2
                         // verifications cannot use call
-  kNotImplemented,      // a resource of the Twilio API that verifyd does not serve yet
-  kUnavailable,         // storage is unavailable; retrying later may succeed
+  kDuplicateEntity,     // an entity with that identity exists (409)
+  kFactorMaxAttempts,   // 60310: 5 wrong codes while verifying a factor
+  kChallengeMaxAttempts,   // 60308: 5 wrong codes on a challenge
+  kFactorNotVerified,      // 60318: a challenge on an unverified factor
+  kChallengeVerifyFailed,  // 60324: bad push signature
+  kNotImplemented,         // a resource of the Twilio API that verifyd does not serve yet
+  kUnavailable,            // storage is unavailable; retrying later may succeed
   kInternal,
 };
 

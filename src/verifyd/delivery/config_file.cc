@@ -66,7 +66,12 @@ Result<DeliveryOptions> loadDeliveryConfig(const std::string& path) {
          {integer("workers", o.workers, 1, 256), integer("max_tries", o.max_tries, 1, 100),
           integer("retry_initial_ms", o.retry_initial_ms, 1, 3600000),
           integer("retry_max_ms", o.retry_max_ms, 1, 86400000),
-          integer("lease_ms", o.lease_ms, 100, 86400000), integer("poll_ms", o.poll_ms, 10, 60000)})
+          integer("lease_ms", o.lease_ms, 100, 86400000), integer("poll_ms", o.poll_ms, 10, 60000),
+          integer("event_max_tries", o.event_max_tries, 1, 100),
+          integer("event_retry_initial_ms", o.event_retry_initial_ms, 1, 3600000),
+          integer("event_retry_max_ms", o.event_retry_max_ms, 1, 86400000),
+          integer("event_workers", o.event_workers, 1, 256),
+          integer("event_timeout_ms", o.event_timeout_ms, 1, 600000)})
       if (!st) return fail(st.error());
   }
   if (auto providers = root["provider"].as_array()) {
@@ -83,7 +88,7 @@ Result<DeliveryOptions> loadDeliveryConfig(const std::string& path) {
       if (c.channels.empty())
         return fail(Error::invalid("provider.channels", "provider '" + c.name + "' has none"));
       for (const auto& ch : c.channels)
-        if (ch != "sms" && ch != "call" && ch != "email" && ch != "whatsapp")
+        if (ch != "sms" && ch != "call" && ch != "email" && ch != "whatsapp" && ch != "push")
           return fail(Error::invalid("provider.channels", "unknown channel '" + ch + "'"));
       auto countries = strings((*t)["countries"].node(), "provider.countries");
       if (!countries) return fail(countries.error());

@@ -30,8 +30,23 @@ Result<std::unique_ptr<Sender>> makeSender(const ProviderConfig& c) {
   if (c.type == "smtp") return makeSmtpSender(c);
   if (c.type == "twilio") return makeTwilioSender(c);
   if (c.type == "webhook") return makeWebhookSender(c);
-  return fail(Error::invalid("provider.type", "provider '" + c.name + "': unknown type '" + c.type +
-                                                  "' (kannel, smtp, twilio or webhook)"));
+  return fail(
+      Error::invalid("provider.type", "provider '" + c.name + "': unknown type '" + c.type +
+                                          "' (kannel, smtp, twilio, webhook, fcm or apns)"));
+}
+
+bool servesPush(const ProviderConfig& c) {
+  return std::find(c.channels.begin(), c.channels.end(), "push") != c.channels.end();
+}
+
+// Push providers: fcm and apns serve only "push"; a webhook provider may serve it too.
+Result<std::unique_ptr<PushSender>> makePushSender(const ProviderConfig& c) {
+  if (c.type == "fcm") return makeFcmSender(c);
+  if (c.type == "apns") return makeApnsSender(c);
+  if (c.type == "webhook") return makePushWebhookSender(c);
+  return fail(Error::invalid("provider.channels", "provider '" + c.name + "' of type '" + c.type +
+                                                      "' cannot serve \"push\" (fcm, apns or "
+                                                      "webhook can)"));
 }
 
 // The digits of a code one by one ("1, 2, 3"), for templates spoken by a call.
@@ -55,28 +70,65 @@ DeliveryService::DeliveryService(Store& store, const Keyring& keyring, const Pho
       options_(std::move(options)),
       lease_token_(hex(random_.bytes(8))) {}
 
-Result<std::unique_ptr<DeliveryService>> DeliveryService::create(Store& store,
-                                                                 const Keyring& keyring,
-                                                                 const PhoneNumbers& phones,
-                                                                 Random& random,
-                                                                 DeliveryOptions options) {
+Result<std::unique_ptr<DeliveryService>> DeliveryService::create(
+    Store& store, const Keyring& keyring, const PhoneNumbers& phones, Random& random,
+    DeliveryOptions options, FactorStore* factors, AccountStore* accounts) {
   std::unique_ptr<DeliveryService> d(
       new DeliveryService(store, keyring, phones, random, std::move(options)));
+  std::vector<PushRoute> push_routes;
   for (const auto& c : d->options_.providers) {
     for (const auto& other : d->providers_)
       if (other.config.name == c.name)
         return fail(Error::invalid("provider.name", "two providers are named '" + c.name + "'"));
-    auto sender = makeSender(c);
-    if (!sender) return fail(sender.error());
-    d->providers_.push_back(Provider{c, std::move(*sender)});
+    Provider p{c, nullptr, nullptr};
+    if (c.type != "fcm" && c.type != "apns") {
+      auto sender = makeSender(c);
+      if (!sender) return fail(sender.error());
+      p.sender = std::move(*sender);
+    }
+    if (servesPush(c)) {
+      auto push = makePushSender(c);
+      if (!push) return fail(push.error());
+      p.push = std::move(*push);
+    } else if (!p.sender) {
+      return fail(Error::invalid("provider.channels", "provider '" + c.name + "' of type '" +
+                                                          c.type + "' serves only \"push\""));
+    }
+    d->providers_.push_back(std::move(p));
+  }
+  for (const auto& p : d->providers_)
+    if (p.push) push_routes.push_back(PushRoute{p.config.name, p.push.get()});
+  if (factors) {
+    const DeliveryOptions& o = d->options_;
+    EventDispatchOptions e;
+    e.workers = o.event_workers;
+    e.max_tries = o.event_max_tries;
+    e.retry_initial_ms = o.event_retry_initial_ms;
+    e.retry_max_ms = o.event_retry_max_ms;
+    e.lease_ms = o.lease_ms;
+    e.poll_ms = o.poll_ms;
+    e.timeout_ms = o.event_timeout_ms;
+    d->events_ = std::make_unique<EventDispatcher>(*factors, accounts ? *accounts : store, keyring,
+                                                   random, std::move(e), std::move(push_routes));
   }
   return d;
 }
 
 DeliveryService::~DeliveryService() { stop(); }
 
+void DeliveryService::eventsQueued() {
+  if (events_) events_->nudge();
+}
+
 void DeliveryService::start() {
-  if (providers_.empty()) return;  // every message stays in the dev outbox
+  // Webhook events need no provider: their dispatcher runs whenever there is a factor store.
+  if (events_) events_->start();
+  // Verification messages: every message stays in the dev outbox without a provider for them.
+  bool any = false;
+  for (const auto& p : providers_)
+    for (const auto& ch : p.config.channels)
+      if (ch != "push" && p.sender) any = true;
+  if (!any) return;
   claimer_ = std::thread([this] { claimLoop(); });
   for (int i = 0; i < std::max(1, options_.workers); ++i)
     workers_.emplace_back([this] { workerLoop(); });
@@ -90,6 +142,7 @@ void DeliveryService::stop() {
   }
   wake_cv_.notify_all();
   work_cv_.notify_all();
+  if (events_) events_->stop();
   if (claimer_.joinable()) claimer_.join();
   for (auto& w : workers_) w.join();
   workers_.clear();
@@ -179,6 +232,7 @@ std::vector<const DeliveryService::Provider*> DeliveryService::route(
   std::vector<const Provider*> first, rest;
   for (const auto& p : providers_) {
     const auto& c = p.config;
+    if (!p.sender) continue;  // push only
     if (std::find(c.channels.begin(), c.channels.end(), a.channel) == c.channels.end()) continue;
     if (!c.countries.empty() &&
         std::find(c.countries.begin(), c.countries.end(), a.country) == c.countries.end())
@@ -350,8 +404,9 @@ Status DeliveryService::receipt(const Receipt& r) {
 
 bool DeliveryService::dispatches(std::string_view channel) const {
   for (const auto& p : providers_)
-    if (std::find(p.config.channels.begin(), p.config.channels.end(), channel) !=
-        p.config.channels.end())
+    if (p.sender && channel != "push" &&
+        std::find(p.config.channels.begin(), p.config.channels.end(), channel) !=
+            p.config.channels.end())
       return true;
   return false;
 }

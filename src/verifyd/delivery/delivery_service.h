@@ -14,21 +14,31 @@
 
 #include "verifyd/common/random.h"
 #include "verifyd/core/ports/delivery.h"
+#include "verifyd/core/ports/factor_store.h"
 #include "verifyd/core/ports/keyring.h"
 #include "verifyd/core/ports/phone_numbers.h"
 #include "verifyd/core/ports/stores.h"
+#include "verifyd/delivery/event_dispatcher.h"
+#include "verifyd/delivery/providers.h"
 #include "verifyd/delivery/sender.h"
 
 namespace verifyd {
 
 struct DeliveryOptions {
-  int workers = 4;             // provider calls in flight at once
+  int workers = 16;            // provider calls in flight at once
   int max_tries = 3;           // per provider, before failing over to the next one
   int retry_initial_ms = 500;  // backoff: initial * 2^(try-1), capped, with jitter
   int retry_max_ms = 60000;
   int lease_ms = 30000;    // a try not finished by then (its node died) is taken over
   int poll_ms = 500;       // how often an idle dispatcher looks for due retries
   std::string public_url;  // base of the status callback URLs
+  // Webhook events and push notifications (the factor outbox): tries in all, backoff between
+  // them (8 tries over about an hour by default), calls in flight, one webhook call's timeout.
+  int event_max_tries = 8;
+  int event_retry_initial_ms = 30000;
+  int event_retry_max_ms = 30 * 60000;
+  int event_workers = 4;
+  int event_timeout_ms = 10000;
   std::vector<ProviderConfig> providers;
 };
 
@@ -37,11 +47,15 @@ Result<DeliveryOptions> loadDeliveryConfig(const std::string& path);
 
 class DeliveryService final : public Delivery {
  public:
-  // Builds every provider (kInvalidArgument naming a bad setting). `senders` may inject
-  // providers by name (tests); the rest are built from their config.
+  // Builds every provider (kInvalidArgument naming a bad setting). With `factors`, also the
+  // dispatcher of its outbox (webhook events, push notifications), which runs whether or not
+  // any provider is configured; `accounts` (default: `store`) gives the auth tokens that sign
+  // webhooks.
   static Result<std::unique_ptr<DeliveryService>> create(Store& store, const Keyring& keyring,
                                                          const PhoneNumbers& phones, Random& random,
-                                                         DeliveryOptions options);
+                                                         DeliveryOptions options,
+                                                         FactorStore* factors = nullptr,
+                                                         AccountStore* accounts = nullptr);
   ~DeliveryService() override;
 
   // Starts the dispatcher threads; `stop` finishes tries in flight and joins them.
@@ -52,6 +66,7 @@ class DeliveryService final : public Delivery {
   bool dispatches(std::string_view channel) const override;
   void queued() override;
   Status receipt(const Receipt& receipt) override;
+  void eventsQueued() override;
 
   // The token that authenticates callbacks for an attempt.
   std::string callbackToken(std::string_view attempt_sid) const;
@@ -59,7 +74,8 @@ class DeliveryService final : public Delivery {
  private:
   struct Provider {
     ProviderConfig config;
-    std::unique_ptr<Sender> sender;
+    std::unique_ptr<Sender> sender;    // verification messages (null for push-only types)
+    std::unique_ptr<PushSender> push;  // channel "push"
   };
   DeliveryService(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Random& random,
                   DeliveryOptions options);
@@ -79,7 +95,8 @@ class DeliveryService final : public Delivery {
   Random& random_;
   DeliveryOptions options_;
   std::vector<Provider> providers_;
-  std::string lease_token_;  // this node's claims
+  std::string lease_token_;                  // this node's claims
+  std::unique_ptr<EventDispatcher> events_;  // null without a FactorStore
 
   std::mutex mu_;
   std::condition_variable wake_cv_;  // the claimer: work may be due

@@ -25,6 +25,12 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   auto* fraud_list = fraud->add_subcommand("list", "List the prefixes blocked now");
   auto* fraud_lift = fraud->add_subcommand("lift", "Lift the block of a prefix");
   fraud->require_subcommand(1);
+  auto* factors = app.add_subcommand("factors", "TOTP and push factors");
+  auto* factors_rotate = factors->add_subcommand(
+      "rotate-key",
+      "Reseal every TOTP secret under a new factor key (created when the file is absent); "
+      "prints the count");
+  factors->require_subcommand(1);
   accounts->require_subcommand(1);
   keys->require_subcommand(1);
 
@@ -33,6 +39,28 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
     a->add_option("--data-dir", s.data_dir, "Directory of the SQLite database and server secret")
         ->envname("VERIFYD_DATA_DIR")
         ->capture_default_str();
+    a->add_option("--store", s.store, "Where state lives: sqlite (embedded) or postgres (shared)")
+        ->envname("VERIFYD_STORE")
+        ->check(CLI::IsMember({"sqlite", "postgres"}))
+        ->capture_default_str();
+    a->add_option("--postgres-url", s.postgres_url,
+                  "libpq connection string or URL, with --store postgres")
+        ->envname("VERIFYD_POSTGRES_URL");
+    a->add_option("--secret-file", s.secret_file,
+                  "The server secret (created on first start, mode 0600; default "
+                  "<data-dir>/server.key). Nodes sharing a database need the same file")
+        ->envname("VERIFYD_SECRET_FILE");
+  };
+  auto addFactorKeys = [&](CLI::App* a) {
+    a->add_option(
+         "--factor-key-file", s.factor_key_file,
+         "The key that seals TOTP secrets (64 hex digits, 32 bytes or their Base64; mode "
+         "0600). Default: VERIFYD_FACTOR_KEY (the key itself), else <data-dir>/factor.key, "
+         "created on first start: in production keep it apart from the database")
+        ->envname("VERIFYD_FACTOR_KEY_FILE");
+    a->add_option("--previous-factor-key-file", s.previous_factor_key_file,
+                  "During a key rotation: the key being retired, which still opens what it sealed")
+        ->envname("VERIFYD_PREVIOUS_FACTOR_KEY_FILE");
   };
   auto addServe = [&](CLI::App* a) {
     a->add_option("--listen", s.listen, "Address and port to listen on (port 0: any free port)")
@@ -126,7 +154,20 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   // them on both made the unparsed copy apply its environment variable over a flag given on
   // the command line.
   addServe(&app);
+  app.add_option("--redis-url", s.redis_url,
+                 "redis://host:port/db: share rate limit buckets, fetch and failed-auth counters "
+                 "between nodes (default: in this process)")
+      ->envname("VERIFYD_REDIS_URL");
+  addFactorKeys(&app);
+  app.add_option("--unverified-factor-ttl", s.unverified_factor_ttl,
+                 "Seconds after which a factor never verified is deleted (checked every minute)")
+      ->envname("VERIFYD_UNVERIFIED_FACTOR_TTL")
+      ->check(CLI::Range(1, 30 * 86400))
+      ->capture_default_str();
   serve->fallthrough();
+  auto* migrate = app.add_subcommand(
+      "migrate", "Create or upgrade the database schema and the bootstrap account, then exit");
+  addDataDir(migrate);
   addDataDir(accounts_create);
   accounts_create->add_option("--friendly-name", cfg.friendly_name, "Name of the account");
   addDataDir(keys_create);
@@ -142,6 +183,13 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   }
   fraud_lift->add_option("--prefix", cfg.prefix, "The blocked prefix, e.g. +2250700000")
       ->required();
+  addDataDir(factors_rotate);
+  addFactorKeys(factors_rotate);
+  factors_rotate
+      ->add_option("--new-key-file", cfg.new_key_file,
+                   "The new factor key (created, mode 0600, when absent); restart with it as "
+                   "--factor-key-file afterwards")
+      ->required();
   geo_set->add_option("--channel", cfg.channel, "sms or call")->required();
   geo_set->add_option("--country", cfg.country, "ISO 3166-1 alpha-2 code, e.g. CU")->required();
   geo_set->add_option("--permission", cfg.permission, "allow or block")->required();
@@ -154,12 +202,14 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return ParseOutcome{std::nullopt, app.exit(e)};
   }
+  if (migrate->parsed()) cfg.command = Command::kMigrate;
   if (accounts_create->parsed()) cfg.command = Command::kAccountsCreate;
   if (keys_create->parsed()) cfg.command = Command::kKeysCreate;
   if (geo_set->parsed()) cfg.command = Command::kGeoSet;
   if (geo_list->parsed()) cfg.command = Command::kGeoList;
   if (fraud_list->parsed()) cfg.command = Command::kFraudList;
   if (fraud_lift->parsed()) cfg.command = Command::kFraudLift;
+  if (factors_rotate->parsed()) cfg.command = Command::kFactorsRotateKey;
   return ParseOutcome{cfg, 0};
 }
 

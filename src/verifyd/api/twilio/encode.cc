@@ -264,4 +264,155 @@ ojson encodeTemplate(const MessageTemplate& t, const std::string& account_sid) {
   return j;
 }
 
+// ---- factors ----------------------------------------------------------------------------------
+
+namespace {
+std::string entityUrl(const std::string& base, const std::string& service_sid,
+                      const std::string& identity) {
+  return base + "/v2/Services/" + service_sid + "/Entities/" + identity;
+}
+
+ojson orNullIfEmpty(const std::string& s) { return s.empty() ? ojson(nullptr) : ojson(s); }
+
+ojson factorConfig(const Factor& f) {
+  if (f.factor_type == "totp")
+    return ojson{{"alg", f.totp.alg},
+                 {"skew", f.totp.skew},
+                 {"code_length", f.totp.code_length},
+                 {"time_step", f.totp.time_step}};
+  if (f.factor_type == "push")
+    return ojson{{"sdk_version", orNullIfEmpty(f.push.sdk_version)},
+                 {"app_id", orNullIfEmpty(f.push.app_id)},
+                 {"notification_platform", orNullIfEmpty(f.push.notification_platform)},
+                 {"notification_token", orNullIfEmpty(f.push.notification_token)}};
+  return nullptr;
+}
+
+// The factor's fields after `identity`, in the spec's order (shared by factor and new_factor).
+void factorTail(ojson& j, const Factor& f, const std::string& base) {
+  j["date_created"] = formatIso8601(f.date_created);
+  j["date_updated"] = formatIso8601(f.date_updated);
+  j["friendly_name"] = f.friendly_name;
+  j["status"] = f.status;
+  j["factor_type"] = f.factor_type;
+  j["config"] = factorConfig(f);
+  j["metadata"] = jsonObjectOrNull(f.metadata);
+  j["url"] = entityUrl(base, f.service_sid, f.identity) + "/Factors/" + f.sid;
+}
+
+ojson factorHead(const Factor& f) {
+  ojson j;
+  j["sid"] = f.sid;
+  j["account_sid"] = f.account_sid;
+  j["service_sid"] = f.service_sid;
+  j["entity_sid"] = f.entity_sid;
+  j["identity"] = f.identity;
+  return j;
+}
+}  // namespace
+
+ojson encodeEntity(const Entity& e, const std::string& base) {
+  const std::string url = entityUrl(base, e.service_sid, e.identity);
+  ojson j;
+  j["sid"] = e.sid;
+  j["identity"] = e.identity;
+  j["account_sid"] = e.account_sid;
+  j["service_sid"] = e.service_sid;
+  j["date_created"] = formatIso8601(e.date_created);
+  j["date_updated"] = formatIso8601(e.date_updated);
+  j["url"] = url;
+  j["links"] = ojson{{"factors", url + "/Factors"},
+                     {"new_factors", url + "/Factors"},
+                     {"challenges", url + "/Challenges"}};
+  return j;
+}
+
+ojson encodeFactor(const Factor& f, const std::string& base) {
+  ojson j = factorHead(f);
+  factorTail(j, f, base);
+  return j;
+}
+
+ojson encodeNewFactor(const NewFactor& n, const std::string& base) {
+  const Factor& f = n.factor;
+  ojson j = factorHead(f);
+  if (f.factor_type == "totp")
+    j["binding"] = ojson{{"secret", n.secret}, {"uri", n.uri}};
+  else if (f.factor_type == "push")
+    j["binding"] = ojson{{"alg", f.binding_alg}, {"public_key", f.public_key}};
+  else
+    j["binding"] = nullptr;
+  j["options"] = nullptr;
+  factorTail(j, f, base);
+  return j;
+}
+
+ojson encodeChallenge(const Challenge& c, bool include_date, const std::string& base) {
+  const std::string url = entityUrl(base, c.service_sid, c.identity) + "/Challenges/" + c.sid;
+  // The fields a device signs come from the core, so that what it signs is what the core checks.
+  ojson signed_values = challengeSignedValues(c, include_date);
+  ojson j;
+  for (const char* k : {"sid", "account_sid", "service_sid", "entity_sid", "identity", "factor_sid",
+                        "date_created"})
+    j[k] = signed_values[k];
+  j["date_updated"] = formatIso8601(c.date_updated);
+  j["date_responded"] = c.date_responded ? ojson(formatIso8601(c.date_responded)) : ojson(nullptr);
+  j["expiration_date"] = signed_values["expiration_date"];
+  j["status"] = c.status;
+  j["responded_reason"] = c.responded_reason;
+  j["details"] = signed_values["details"];
+  j["hidden_details"] = signed_values["hidden_details"];
+  j["metadata"] = jsonObjectOrNull(c.metadata);
+  j["factor_type"] = signed_values["factor_type"];
+  j["url"] = url;
+  j["links"] = ojson{{"notifications", url + "/Notifications"}};
+  return j;
+}
+
+ojson encodeNotification(const Notification& n) {
+  ojson j;
+  j["sid"] = n.sid;
+  j["account_sid"] = n.account_sid;
+  j["service_sid"] = n.service_sid;
+  j["entity_sid"] = n.entity_sid;
+  j["identity"] = n.identity;
+  j["challenge_sid"] = n.challenge_sid;
+  j["priority"] = n.priority;
+  j["ttl"] = n.ttl;
+  j["date_created"] = formatIso8601(n.date_created);
+  return j;
+}
+
+ojson encodeAccessToken(const AccessToken& t, const std::string& base) {
+  ojson j;
+  j["sid"] = t.sid;
+  j["account_sid"] = t.account_sid;
+  j["service_sid"] = t.service_sid;
+  j["entity_identity"] = t.entity_identity;
+  j["factor_type"] = t.factor_type;
+  j["factor_friendly_name"] = orNull(t.factor_friendly_name);
+  j["token"] = t.token;
+  j["url"] = base + "/v2/Services/" + t.service_sid + "/AccessTokens/" + t.sid;
+  j["ttl"] = t.ttl;
+  j["date_created"] = formatIso8601(t.date_created);
+  return j;
+}
+
+ojson encodeWebhook(const Webhook& w, const std::string& base) {
+  ojson j;
+  j["sid"] = w.sid;
+  j["service_sid"] = w.service_sid;
+  j["account_sid"] = w.account_sid;
+  j["friendly_name"] = w.friendly_name;
+  j["event_types"] = w.event_types;
+  j["status"] = w.status;
+  j["version"] = w.version;
+  j["webhook_url"] = w.webhook_url;
+  j["webhook_method"] = w.webhook_method;
+  j["date_created"] = formatIso8601(w.date_created);
+  j["date_updated"] = formatIso8601(w.date_updated);
+  j["url"] = base + "/v2/Services/" + w.service_sid + "/Webhooks/" + w.sid;
+  return j;
+}
+
 }  // namespace verifyd::twilio

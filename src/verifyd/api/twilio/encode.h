@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "verifyd/core/factors.h"
 #include "verifyd/core/model.h"
 #include "verifyd/delivery/templates.h"
 
@@ -24,5 +25,15 @@ ojson encodeAttempt(const DeliveryAttempt& a, const std::string& base);
 ojson encodeAttemptsSummary(const AttemptSummary& s, const std::string& base);
 ojson encodeMessagingConfig(const MessagingConfiguration& m, const std::string& base);
 ojson encodeTemplate(const MessageTemplate& t, const std::string& account_sid);
+
+// Factors (Entities, Factors, Challenges, Notifications, Access Tokens, Webhooks).
+ojson encodeEntity(const Entity& e, const std::string& base);
+ojson encodeFactor(const Factor& f, const std::string& base);
+// The create response: the factor with its binding (the only time it is shown) and `options`.
+ojson encodeNewFactor(const NewFactor& f, const std::string& base);
+ojson encodeChallenge(const Challenge& c, bool include_date, const std::string& base);
+ojson encodeNotification(const Notification& n);
+ojson encodeAccessToken(const AccessToken& t, const std::string& base);
+ojson encodeWebhook(const Webhook& w, const std::string& base);
 
 }  // namespace verifyd::twilio

@@ -77,6 +77,21 @@ ApiResponse renderError(const Error& error, std::string_view resource) {
     case ErrorKind::kPsd2ParamsRequired:
       status = 400, code = 60206;
       break;
+    case ErrorKind::kDuplicateEntity:
+      status = 409, code = 60360;
+      break;
+    case ErrorKind::kFactorMaxAttempts:
+      status = 429, code = 60310;
+      break;
+    case ErrorKind::kChallengeMaxAttempts:
+      status = 429, code = 60308;
+      break;
+    case ErrorKind::kFactorNotVerified:
+      status = 403, code = 60318;
+      break;
+    case ErrorKind::kChallengeVerifyFailed:
+      status = 403, code = 60324;
+      break;
     case ErrorKind::kNotImplemented:
       status = 501, code = 20501;
       break;

@@ -56,6 +56,8 @@ class Delivery {
   virtual void queued() = 0;
   // Applies a delivery receipt: kNotFound for an unknown attempt or a bad token.
   virtual Status receipt(const Receipt& receipt) = 0;
+  // Webhook events or push notifications were committed (FactorStore deliveries): send soon.
+  virtual void eventsQueued() {}
 };
 
 }  // namespace verifyd

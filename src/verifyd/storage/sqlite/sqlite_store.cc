@@ -4,10 +4,14 @@
 #include <nlohmann/json.hpp>
 #include <semaphore>
 
+#include "verifyd/storage/sqlite/sqlite_helpers.h"
+
 namespace verifyd {
 
 using sqlite::Db;
+using sqlite::pageQuery;
 using sqlite::Query;
+using sqlite::selectOne;
 using json = nlohmann::json;
 
 namespace {
@@ -111,7 +115,58 @@ CREATE TABLE messaging_configs(
   date_updated INTEGER NOT NULL, UNIQUE(service_sid, country));
 PRAGMA user_version = 6;
 )sql";
-constexpr int kSchemaVersion = 6;
+// Version 7: factors (TOTP and push) with their entities, challenges, access tokens, webhooks
+// and the webhook deliveries (the outbox of events, claimed like delivery attempts).
+constexpr const char* kSchemaV7 = R"sql(
+CREATE TABLE entities(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, identity TEXT NOT NULL, date_created INTEGER NOT NULL,
+  date_updated INTEGER NOT NULL, UNIQUE(service_sid, identity));
+CREATE TABLE factors(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, entity_sid TEXT NOT NULL, identity TEXT NOT NULL,
+  friendly_name TEXT NOT NULL, status TEXT NOT NULL, factor_type TEXT NOT NULL,
+  totp_alg TEXT NOT NULL, totp_skew INTEGER NOT NULL, totp_code_length INTEGER NOT NULL,
+  totp_time_step INTEGER NOT NULL, push_sdk_version TEXT NOT NULL, push_app_id TEXT NOT NULL,
+  push_notification_platform TEXT NOT NULL, push_notification_token TEXT NOT NULL,
+  metadata TEXT, secret_sealed BLOB NOT NULL, public_key TEXT NOT NULL,
+  binding_alg TEXT NOT NULL, failed_attempts INTEGER NOT NULL, last_step INTEGER NOT NULL,
+  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
+CREATE INDEX factors_by_identity ON factors(service_sid, identity, seq);
+CREATE INDEX factors_unverified ON factors(date_created) WHERE status = 'unverified';
+CREATE TABLE challenges(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, entity_sid TEXT NOT NULL, identity TEXT NOT NULL,
+  factor_sid TEXT NOT NULL, factor_type TEXT NOT NULL, status TEXT NOT NULL,
+  responded_reason TEXT NOT NULL, details_message TEXT NOT NULL, details_fields TEXT NOT NULL,
+  hidden_details TEXT, metadata TEXT, expiration_date INTEGER NOT NULL,
+  date_responded INTEGER NOT NULL, failed_attempts INTEGER NOT NULL,
+  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
+CREATE INDEX challenges_by_identity ON challenges(service_sid, identity, seq);
+CREATE INDEX challenges_by_factor ON challenges(factor_sid, seq);
+CREATE TABLE access_tokens(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, entity_identity TEXT NOT NULL, factor_type TEXT NOT NULL,
+  factor_friendly_name TEXT, token TEXT NOT NULL, ttl INTEGER NOT NULL,
+  date_created INTEGER NOT NULL);
+CREATE TABLE webhooks(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, account_sid TEXT NOT NULL,
+  service_sid TEXT NOT NULL, friendly_name TEXT NOT NULL, event_types TEXT NOT NULL,
+  status TEXT NOT NULL, version TEXT NOT NULL, webhook_url TEXT NOT NULL,
+  webhook_method TEXT NOT NULL, date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
+CREATE INDEX webhooks_by_service ON webhooks(service_sid, seq);
+CREATE TABLE webhook_deliveries(
+  seq INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,
+  account_sid TEXT NOT NULL, service_sid TEXT NOT NULL, webhook_sid TEXT NOT NULL,
+  url TEXT NOT NULL, body TEXT NOT NULL, status TEXT NOT NULL, tries INTEGER NOT NULL,
+  error TEXT NOT NULL, next_try_ms INTEGER NOT NULL, lease_token TEXT NOT NULL,
+  date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
+CREATE INDEX webhook_deliveries_by_service ON webhook_deliveries(service_sid, seq);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_try_ms)
+  WHERE status IN ('queued', 'sending');
+PRAGMA user_version = 7;
+)sql";
+constexpr int kSchemaVersion = 7;
 
 template <class T>
 void put(json& j, const char* k, const std::optional<T>& v) {
@@ -253,80 +308,7 @@ Verification readVerification(const Query& q) {
   return v;
 }
 
-// Keyset paging over `table` filtered by `where` (with positional parameters bound by `bind`).
-// `ascending` is the display order; the cursor direction decides which way to scan.
-template <class T, class Bind, class ReadRow>
-Result<Page<T>> pageQuery(Db& db, const std::string& cols, const std::string& table,
-                          const std::string& where, int nparams, bool ascending, PageCursor cursor,
-                          int page_size, Bind bind, ReadRow readRow) {
-  using D = PageCursor::Direction;
-  bool backwards = cursor.direction == D::kBefore;
-  bool scan_asc = ascending != backwards;
-  std::string sql = "SELECT " + cols + " FROM " + table + " WHERE " + where;
-  if (cursor.direction != D::kFirst)
-    sql += std::string(" AND seq ") + (scan_asc ? ">" : "<") + " ?" + std::to_string(nparams + 1);
-  sql += std::string(" ORDER BY seq ") + (scan_asc ? "ASC" : "DESC") + " LIMIT ?" +
-         std::to_string(nparams + 2);
-  Query q = db.query(sql);
-  bind(q);
-  if (cursor.direction != D::kFirst) q.bind(nparams + 1, static_cast<std::int64_t>(cursor.seq));
-  q.bind(nparams + 2, page_size + 1);
-  Page<T> page;
-  std::vector<long long> seqs;
-  for (;;) {
-    auto row = q.step();
-    if (!row) return fail(row.error());
-    if (!*row) break;
-    if (static_cast<int>(page.items.size()) == page_size) {
-      (backwards ? page.has_previous : page.has_next) = true;
-      break;
-    }
-    seqs.push_back(q.integer(0));
-    page.items.push_back(readRow(q));
-  }
-  if (backwards) {
-    std::reverse(page.items.begin(), page.items.end());
-    std::reverse(seqs.begin(), seqs.end());
-    page.has_next = true;
-  } else if (cursor.direction == D::kAfter) {
-    page.has_previous = true;
-  }
-  if (!seqs.empty()) {
-    page.first_seq = seqs.front();
-    page.last_seq = seqs.back();
-  }
-  return page;
-}
-
 }  // namespace
-
-class SqliteStore::ReaderLease {
- public:
-  explicit ReaderLease(SqliteStore& s) : s_(s) {
-    std::lock_guard lock(s_.readers_mu_);
-    if (!s_.readers_.empty()) {
-      db_ = std::move(s_.readers_.back());
-      s_.readers_.pop_back();
-    }
-  }
-  ~ReaderLease() {
-    if (!db_) return;
-    std::lock_guard lock(s_.readers_mu_);
-    s_.readers_.push_back(std::move(db_));
-  }
-  Result<Db*> get() {
-    if (!db_) {
-      auto opened = Db::open(s_.path_, s_.durable_);
-      if (!opened) return fail(opened.error());
-      db_ = std::move(*opened);
-    }
-    return db_.get();
-  }
-
- private:
-  SqliteStore& s_;
-  std::unique_ptr<Db> db_;
-};
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, bool durable) {
   auto db = Db::open(path, durable);
@@ -343,7 +325,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& path, 
     return fail(Error::internal("database schema is newer than this verifyd (version " +
                                 std::to_string(version) + ")"));
   // Each step runs in its own transaction, so an interrupted upgrade resumes where it stopped.
-  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4, kSchemaV5, kSchemaV6};
+  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3, kSchemaV4,
+                         kSchemaV5, kSchemaV6, kSchemaV7};
   for (std::int64_t v = version; v < kSchemaVersion; ++v) {
     if (auto st = d.exec("BEGIN IMMEDIATE"); !st) return fail(st.error());
     if (auto st = d.exec(steps[v]); !st) {
@@ -494,14 +477,6 @@ void SqliteStore::writerLoop() {
       batch[i]->done(std::move(results[i]));
     }
   }
-}
-
-template <class T>
-Result<T> SqliteStore::read(const std::function<Result<T>(Db&)>& fn) {
-  ReaderLease lease(*this);
-  auto db = lease.get();
-  if (!db) return fail(db.error());
-  return fn(**db);
 }
 
 // ---- accounts -------------------------------------------------------------------------------
@@ -1070,17 +1045,6 @@ Bucket readBucket(const Query& q) {
                 q.integer(8)};
 }
 
-template <class T, class ReadRow>
-Result<std::optional<T>> selectOne(Db& db, const std::string& sql, std::string_view a,
-                                   std::string_view b, ReadRow readRow) {
-  Query q = db.query(sql.c_str());
-  q.bind(1, a).bind(2, b);
-  auto row = q.step();
-  if (!row) return fail(row.error());
-  if (!*row) return std::optional<T>();
-  return std::optional<T>(readRow(q));
-}
-
 Result<std::int64_t> count(Db& db, const char* sql, std::string_view a) {
   Query q = db.query(sql);
   q.bind(1, a);
@@ -1576,9 +1540,11 @@ Result<std::vector<DeliveryAttempt>> SqliteStore::claimAttempts(std::int64_t now
 
 Status SqliteStore::finishTry(const DeliveryAttempt& a) {
   return write([&](Db& db) -> Status {
-    std::string current;
+    std::string current, current_code, current_message;
     {
-      Query q = db.query("SELECT message_status, lease_token FROM attempts WHERE sid = ?1");
+      Query q = db.query(
+          "SELECT message_status, lease_token, error_code, error_message FROM attempts WHERE sid "
+          "= ?1");
       q.bind(1, a.sid);
       auto row = q.step();
       if (!row) return fail(row.error());
@@ -1586,18 +1552,25 @@ Status SqliteStore::finishTry(const DeliveryAttempt& a) {
       current = q.text(0);
       // Lost the lease (another worker took over): its outcome is the one that counts.
       if (q.text(1) != a.lease_token) return {};
+      current_code = q.text(2);
+      current_message = q.text(3);
     }
-    // A receipt may have arrived while the provider call was still returning.
+    // A receipt may have arrived while the provider call was still returning: it is further
+    // along than the try's own outcome, so it stays, with its error.
     std::string status = a.message_status;
-    if (current != message_status::kSending && statusRank(current) > statusRank(status))
+    std::string error_code = a.error_code, error_message = a.error_message;
+    if (current != message_status::kSending && statusRank(current) > statusRank(status)) {
       status = current;
+      error_code = current_code;
+      error_message = current_message;
+    }
     Query u = db.query(
         "UPDATE attempts SET message_status = ?1, provider = ?2, provider_message_id = ?3, "
         "error_code = ?4, error_message = ?5, tries = ?6, provider_tries = ?7, "
         "outcome_unknown = ?8, next_try_ms = ?9, lease_token = '', date_updated = ?10 "
         "WHERE sid = ?11");
-    u.bind(1, status).bind(2, a.provider).bind(3, a.provider_message_id).bind(4, a.error_code);
-    u.bind(5, a.error_message).bind(6, a.tries).bind(7, a.provider_tries);
+    u.bind(1, status).bind(2, a.provider).bind(3, a.provider_message_id).bind(4, error_code);
+    u.bind(5, error_message).bind(6, a.tries).bind(7, a.provider_tries);
     u.bind(8, a.outcome_unknown ? 1 : 0).bind(9, a.next_try_ms);
     u.bind(10, static_cast<std::int64_t>(a.date_updated)).bind(11, a.sid);
     return u.run();

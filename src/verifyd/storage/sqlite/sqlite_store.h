@@ -17,12 +17,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include "verifyd/core/ports/factor_store.h"
 #include "verifyd/core/ports/stores.h"
 #include "verifyd/storage/sqlite/sqlite_db.h"
 
 namespace verifyd {
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public FactorStore {
  public:
   // `durable` = fsync each commit (production). Tests of logic may turn it off.
   static Result<std::unique_ptr<SqliteStore>> open(const std::string& path, bool durable = true);
@@ -110,6 +111,59 @@ class SqliteStore final : public Store {
                                                        std::string_view messaging_service_sid,
                                                        UnixTime now) override;
   Status deleteMessagingConfig(std::string_view service_sid, std::string_view country) override;
+
+  // FactorStore (sqlite_factor_store.cc).
+  Status createEntity(const Entity& e) override;
+  Result<Entity> getOrCreateEntity(const Entity& e) override;
+  Result<std::optional<Entity>> getEntity(std::string_view service_sid,
+                                          std::string_view identity) override;
+  Result<Page<Entity>> listEntities(std::string_view service_sid, PageCursor cursor,
+                                    int page_size) override;
+  Status deleteEntity(std::string_view service_sid, std::string_view identity,
+                      const std::vector<WebhookEvent>& events) override;
+  Status createFactor(const Factor& f, const std::vector<WebhookEvent>& events) override;
+  Result<std::optional<Factor>> getFactor(std::string_view service_sid, std::string_view identity,
+                                          std::string_view sid) override;
+  Result<Page<Factor>> listFactors(std::string_view service_sid, std::string_view identity,
+                                   PageCursor cursor, int page_size) override;
+  Result<Factor> mutateFactor(
+      std::string_view service_sid, std::string_view identity, std::string_view sid,
+      const std::function<Result<FactorChange>(const Factor&)>& change) override;
+  Status deleteFactor(std::string_view service_sid, std::string_view identity, std::string_view sid,
+                      const std::vector<WebhookEvent>& events) override;
+  Result<int> purgeUnverifiedFactors(UnixTime before) override;
+  Result<int> resealFactorSecrets(
+      const std::function<Result<std::string>(const std::string&)>& reseal) override;
+  Status createChallenge(const Challenge& c, const std::vector<WebhookEvent>& events,
+                         const std::optional<WebhookDelivery>& push) override;
+  Result<std::optional<Challenge>> getChallenge(std::string_view service_sid,
+                                                std::string_view identity,
+                                                std::string_view sid) override;
+  Result<Page<Challenge>> listChallenges(std::string_view service_sid, std::string_view identity,
+                                         const ChallengeFilter& filter, PageCursor cursor,
+                                         int page_size) override;
+  Result<Challenge> mutateChallenge(
+      std::string_view service_sid, std::string_view identity, std::string_view sid,
+      const std::function<Result<ChallengeChange>(const Challenge&, const Factor&)>& change)
+      override;
+  Status createAccessToken(const AccessToken& t) override;
+  Result<std::optional<AccessToken>> getAccessToken(std::string_view service_sid,
+                                                    std::string_view sid) override;
+  Status createWebhook(const Webhook& w) override;
+  Result<std::optional<Webhook>> getWebhook(std::string_view service_sid,
+                                            std::string_view sid) override;
+  Result<Page<Webhook>> listWebhooks(std::string_view service_sid, PageCursor cursor,
+                                     int page_size) override;
+  Result<Webhook> updateWebhook(std::string_view service_sid, std::string_view sid,
+                                const std::function<Status(Webhook&)>& change) override;
+  Status deleteWebhook(std::string_view service_sid, std::string_view sid) override;
+  Status enqueueDelivery(const WebhookDelivery& d) override;
+  Result<std::vector<WebhookDelivery>> claimWebhookDeliveries(
+      std::int64_t now_ms, std::int64_t lease_ms, int limit,
+      const std::string& lease_token) override;
+  Status finishWebhookDelivery(const WebhookDelivery& d) override;
+  Result<Page<WebhookDelivery>> listWebhookDeliveries(std::string_view service_sid,
+                                                      PageCursor cursor, int page_size) override;
 
   // Figures for benchmarks: transactions committed and writes they carried.
   std::uint64_t commits() const;
