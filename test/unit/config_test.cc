@@ -46,5 +46,23 @@ TEST(Config, DefaultsAndSubcommands) {
   EXPECT_FALSE(parse({"--code-ttl", "0"}).config);
 }
 
+TEST(Config, SubcommandFlagsWinOverEnvironment) {
+  ::setenv("VERIFYD_DATA_DIR", "/from-env", 1);
+  ::setenv("VERIFYD_STORE", "sqlite", 1);
+  auto keys = parse({"keys", "create", "--data-dir", "/from-flag", "--account", "ACabc"});
+  ASSERT_TRUE(keys.config);
+  EXPECT_EQ(keys.config->serve.data_dir, "/from-flag");
+  auto migrate = parse({"migrate", "--store", "postgres", "--postgres-url", "postgresql://x/y"});
+  ASSERT_TRUE(migrate.config);
+  EXPECT_EQ(migrate.config->command, Command::kMigrate);
+  EXPECT_EQ(migrate.config->serve.store, "postgres");
+  EXPECT_EQ(migrate.config->serve.data_dir, "/from-env");  // not given: the environment's
+  auto geo = parse({"geo", "list", "--account", "ACabc", "--data-dir", "/g"});
+  ASSERT_TRUE(geo.config);
+  EXPECT_EQ(geo.config->serve.data_dir, "/g");
+  ::unsetenv("VERIFYD_DATA_DIR");
+  ::unsetenv("VERIFYD_STORE");
+}
+
 }  // namespace
 }  // namespace verifyd

@@ -150,9 +150,9 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
         ->check(CLI::Range(1, 1024))
         ->capture_default_str();
   };
-  // The options live on the app only: `serve` passes them through (fallthrough). Registering
-  // them on both made the unparsed copy apply its environment variable over a flag given on
-  // the command line.
+  // The options live on the app only: `serve` and every other subcommand pass them through
+  // (fallthrough). Registering them on both made the unparsed copy apply its environment
+  // variable over a flag given on the command line.
   addServe(&app);
   app.add_option("--redis-url", s.redis_url,
                  "redis://host:port/db: share rate limit buckets, fetch and failed-auth counters "
@@ -165,26 +165,26 @@ ParseOutcome parseCommandLine(int argc, char** argv) {
       ->check(CLI::Range(1, 30 * 86400))
       ->capture_default_str();
   serve->fallthrough();
+  for (auto* group : {accounts, keys, geo, fraud, factors}) group->fallthrough();
   auto* migrate = app.add_subcommand(
       "migrate", "Create or upgrade the database schema and the bootstrap account, then exit");
-  addDataDir(migrate);
-  addDataDir(accounts_create);
+  migrate->fallthrough();
+  accounts_create->fallthrough();
   accounts_create->add_option("--friendly-name", cfg.friendly_name, "Name of the account");
-  addDataDir(keys_create);
+  keys_create->fallthrough();
   keys_create->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
   keys_create->add_option("--friendly-name", cfg.friendly_name, "Name of the key");
   for (auto* g : {geo_set, geo_list}) {
-    addDataDir(g);
+    g->fallthrough();
     g->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
   }
   for (auto* f : {fraud_list, fraud_lift}) {
-    addDataDir(f);
+    f->fallthrough();
     f->add_option("--account", cfg.account_sid, "Account SID (AC…)")->required();
   }
   fraud_lift->add_option("--prefix", cfg.prefix, "The blocked prefix, e.g. +2250700000")
       ->required();
-  addDataDir(factors_rotate);
-  addFactorKeys(factors_rotate);
+  factors_rotate->fallthrough();
   factors_rotate
       ->add_option("--new-key-file", cfg.new_key_file,
                    "The new factor key (created, mode 0600, when absent); restart with it as "
