@@ -194,6 +194,21 @@ class Device(object):
         r, s = decode_dss_signature(der)
         return signing_input + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
+    def factor_jwt(self, factor_sid, account_sid, key=None, lifetime=300):
+        """The JWT an enrolled Verify Push SDK signs with its own key (AuthenticationProvider):
+        header typ/cty/kid/alg ES256; sub = account, exp, nbf, grants.verify_push."""
+        now = int(time.time())
+        header = {"typ": "JWT", "cty": "twilio-pba;v=1", "kid": "CR" + "0" * 32, "alg": "ES256"}
+        payload = {"sub": account_sid, "exp": now + lifetime, "nbf": now,
+                   "grants": {"verify_push": {"factor_sid": factor_sid,
+                                              "entity_sid": self.identity,
+                                              "service_sid": self.service_sid}}}
+        signing_input = (b64url(json.dumps(header, separators=(",", ":")).encode("utf-8")) + "."
+                         + b64url(json.dumps(payload, separators=(",", ":")).encode("utf-8")))
+        der = (key or self.key).sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        return signing_input + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
     def answer(self, challenge_sid, status, key=None):
         st, h, fetched = self.fetch_challenge(challenge_sid)
         if st != 200:
@@ -355,9 +370,18 @@ class PushWebhooksTest(unittest.TestCase):
         self.assertEqual(approved.json["factor_sid"], factor_sid)
         self.assertEqual(approved.json.get("challenge_status"), "approved")
 
-        # Deny a second one.
+        # Deny a second one, the way an enrolled SDK calls: with a JWT signed by its own key
+        # instead of the (by now expired, in real life) access token.
         c2 = self.challenge(identity, factor_sid, message="Pay 10 EUR?")
         self.fcm.wait_for(lambda m: m.data.get("challenge_sid") == c2["sid"])
+        account_sid = hook["account_sid"]
+        device.auth = ("token", device.factor_jwt(factor_sid, account_sid))
+        for bad in (device.factor_jwt(factor_sid, account_sid, key=ec.generate_private_key(
+                        ec.SECP256R1())),
+                    device.factor_jwt(factor_sid, account_sid, lifetime=-10)):
+            st, _h, err = self.srv.request("GET", device.path("/Challenges/" + c2["sid"]),
+                                           auth=("token", bad))
+            self.assertEqual(st, 401, err)
         st, _h, denied = device.answer(c2["sid"], "denied")
         self.assertEqual(st, 200, denied)
         self.assertEqual(denied["status"], "denied")

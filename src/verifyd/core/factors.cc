@@ -850,10 +850,74 @@ Result<AccessToken> FactorService::fetchAccessToken(const std::string& account_s
   return std::move(**found);
 }
 
+namespace {
+// Base64url without padding (JWT segments) to bytes; nullopt on anything else.
+std::optional<std::string> base64UrlDecode(std::string_view in) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v = -1;
+    if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+    if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+    if (ch == '-') v = 62;
+    if (ch == '_') v = 63;
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+}  // namespace
+
+// After enrolment the Verify Push device SDKs sign their own short-lived JWT with the factor's
+// key (ES256; header cty "twilio-pba;v=1"; claims sub = account SID, exp, nbf, and
+// grants.verify_push = {factor_sid, entity_sid (the identity), service_sid}).
+Result<DeviceClaims> FactorService::authenticateFactorJwt(std::string_view token) const {
+  auto denied = [] { return fail(Error::of(ErrorKind::kUnauthenticated)); };
+  auto first = token.find('.');
+  auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
+  if (second == std::string_view::npos) return denied();
+  auto payload = base64UrlDecode(token.substr(first + 1, second - first - 1));
+  if (!payload) return denied();
+  auto j = json::parse(*payload, nullptr, false);
+  if (!j.is_object()) return denied();
+  auto grants = j.find("grants");
+  if (grants == j.end() || !grants->is_object()) return denied();
+  auto push = grants->find("verify_push");
+  if (push == grants->end() || !push->is_object()) return denied();
+  auto text = [](const json& o, const char* key) {
+    auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const std::string account = text(j, "sub"), factor_sid = text(*push, "factor_sid"),
+                    identity = text(*push, "entity_sid"), service = text(*push, "service_sid");
+  if (!isSid(factor_sid, "YF") || !isSid(service, "VA") || identity.empty()) return denied();
+  auto factor = store_.getFactor(service, identity, factor_sid);
+  if (!factor) return fail(factor.error());
+  if (!*factor || (*factor)->account_sid != account || (*factor)->factor_type != "push")
+    return denied();
+  if (!crypto_.verifyJws((*factor)->public_key, token)) return denied();
+  const UnixTime now = clock_.now();
+  auto exp = j.find("exp");
+  if (exp == j.end() || !exp->is_number() || exp->get<double>() <= static_cast<double>(now))
+    return denied();
+  // A minute of clock skew between the phone and the server.
+  if (auto nbf = j.find("nbf");
+      nbf != j.end() && nbf->is_number() && nbf->get<double>() > static_cast<double>(now + 60))
+    return denied();
+  return DeviceClaims{account, service, identity, "push", (*factor)->friendly_name};
+}
+
 Result<DeviceClaims> FactorService::authenticateDevice(std::string_view token) const {
   auto denied = [] { return fail(Error::of(ErrorKind::kUnauthenticated)); };
   auto claims = crypto_.verifyJwt(token, clock_.now());
-  if (!claims) return denied();
+  if (!claims) return authenticateFactorJwt(token);
   auto j = json::parse(*claims, nullptr, false);
   if (!j.is_object()) return denied();
   auto text = [&](const char* key) {

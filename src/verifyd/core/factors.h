@@ -209,7 +209,10 @@ class FactorService {
   Result<AccessToken> fetchAccessToken(const std::string& account_sid,
                                        const std::string& service_sid, const std::string& sid);
   // The claims of a valid, unexpired access token; kUnauthenticated otherwise.
+  // A device's HTTP Basic password (user `token`): an access token from AccessTokens, or the JWT
+  // an enrolled device signs with its factor's key. kUnauthenticated for anything else.
   Result<DeviceClaims> authenticateDevice(std::string_view token) const;
+  Result<DeviceClaims> authenticateFactorJwt(std::string_view token) const;
 
   // Webhooks.
   Result<Webhook> createWebhook(const std::string& account_sid, const std::string& service_sid,

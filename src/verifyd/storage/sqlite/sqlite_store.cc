@@ -107,7 +107,6 @@ CREATE TABLE attempts(
   date_created INTEGER NOT NULL, date_updated INTEGER NOT NULL);
 ALTER TABLE outbox ADD COLUMN code TEXT NOT NULL DEFAULT '';
 CREATE INDEX attempts_by_account ON attempts(account_sid, seq);
-CREATE INDEX attempts_by_verification ON attempts(verification_sid);
 CREATE INDEX attempts_due ON attempts(next_try_ms) WHERE message_status IN ('queued', 'sending');
 CREATE TABLE messaging_configs(
   seq INTEGER PRIMARY KEY, service_sid TEXT NOT NULL, account_sid TEXT NOT NULL,
@@ -1466,7 +1465,17 @@ AttemptWhere attemptWhere(std::string_view account_sid, const AttemptFilter& f) 
   w.numbers.push_back(0);
   w.is_text.push_back(true);
   if (!f.service_sid.empty()) text("a.service_sid =", f.service_sid);
-  if (!f.verification_sid.empty()) text("a.verification_sid =", f.verification_sid);
+  if (!f.verification_sid.empty()) {
+    // Through the verification's own list of attempt SIDs and the SID index: an index on
+    // verification_sid cost 5-10% of creates/s (bench, 2 cores) for a filter used by reads only.
+    w.sql +=
+        " AND a.sid IN (SELECT json_extract(j.value, '$[0]') FROM verifications v, "
+        "json_each(v.send_attempts) j WHERE v.sid = ?" +
+        std::to_string(w.is_text.size() + 1) + ")";
+    w.texts.push_back(f.verification_sid);
+    w.numbers.push_back(0);
+    w.is_text.push_back(true);
+  }
   if (!f.channel.empty()) text("a.channel =", f.channel);
   if (!f.to.empty()) text("a.to_ =", f.to);
   if (!f.country.empty()) text("a.country =", f.country);
