@@ -240,15 +240,17 @@ bool EventDispatcher::sendPush(const WebhookDelivery& d, std::string& error, boo
     retryable = false;
     return false;
   }
-  PushNotification n;
-  n.delivery_sid = d.sid;
+  // The notification as an OutgoingMessage of channel "push", for the providers' Sender::send.
+  OutgoingMessage n;
+  n.attempt_sid = d.sid;
   n.account_sid = d.account_sid;
   n.service_sid = d.service_sid;
+  n.channel = "push";
   n.platform = body.value("platform", std::string());
-  n.token = body.value("token", std::string());
-  n.body = d.body;
+  n.to = body.value("token", std::string());
+  n.data = d.body;
   if (n.platform == "apns") n.platform = "apn";
-  if (n.token.empty() || (n.platform != "fcm" && n.platform != "apn")) {
+  if (n.to.empty() || (n.platform != "fcm" && n.platform != "apn")) {
     error = "the factor has no notification platform and token";
     retryable = false;
     return false;
@@ -273,7 +275,7 @@ bool EventDispatcher::sendPush(const WebhookDelivery& d, std::string& error, boo
   for (const auto& route : push_) {
     if (!route.sender->serves(n.platform)) continue;
     any_provider = true;
-    SendResult r = route.sender->push(n);
+    SendResult r = route.sender->send(n);
     if (r.outcome == SendOutcome::kAccepted) return true;
     if (!error.empty()) error += "; ";
     error += route.name + ": " +

@@ -38,12 +38,15 @@ struct PushNotification {
   bool now_or_never = false;
 };
 
-// A provider that delivers push notifications (channel "push").
-class PushSender {
+// A provider that delivers push notifications (channel "push"), behind the same Sender
+// interface as the message providers: `send` takes the OutgoingMessage the event dispatcher
+// builds (to = device token, platform, data = the notification JSON) and hands it to `push`.
+class PushSender : public Sender {
  public:
-  virtual ~PushSender() = default;
-  // Whether it reaches devices of `platform` (fcm, apn).
-  virtual bool serves(const std::string& platform) const = 0;
+  bool serves(const std::string& platform) const override = 0;
+  SendResult send(const OutgoingMessage& message) final;
+
+ protected:
   // Blocking, bounded by the provider's timeout; thread-safe.
   virtual SendResult push(const PushNotification& notification) = 0;
 };

@@ -529,6 +529,19 @@ class PushWebhookSender final : public PushSender {
 
 }  // namespace
 
+SendResult PushSender::send(const OutgoingMessage& m) {
+  PushNotification n;
+  n.delivery_sid = m.attempt_sid;
+  n.account_sid = m.account_sid;
+  n.service_sid = m.service_sid;
+  n.platform = m.platform;
+  n.token = m.to;
+  n.body = m.data;
+  n.expires_at = m.expires_at;
+  n.now_or_never = m.now_or_never;
+  return push(n);
+}
+
 Result<std::unique_ptr<PushSender>> makeFcmSender(const ProviderConfig& config) {
   if (auto st = checkPushOnly(config); !st) return fail(st.error());
   const std::string path = setting(config, "credentials_file");

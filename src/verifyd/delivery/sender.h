@@ -36,6 +36,13 @@ struct OutgoingMessage {
   // Absolute URL the provider reports delivery status to (already authenticated by a token in
   // its query). Providers add their own query parameters with '&'.
   std::string status_callback;
+  // push only (channel "push", `to` = the device's FCM registration or APNs token): the
+  // platform ("fcm" or "apn"), the notification JSON in `data`, and when it stops being worth
+  // delivering (Unix seconds, 0: no limit; `now_or_never`: one immediate try only).
+  std::string platform;
+  std::string data;
+  long long expires_at = 0;
+  bool now_or_never = false;
 };
 
 // How an attempt ended at the provider.
@@ -61,6 +68,11 @@ class Sender {
   // Blocking; must return within the provider's configured timeout. Thread-safe: several
   // dispatcher workers call it at once.
   virtual SendResult send(const OutgoingMessage& message) = 0;
+  // Whether it reaches devices of a push `platform` (fcm, apn); message providers: no.
+  virtual bool serves(const std::string& platform) const {
+    (void)platform;
+    return false;
+  }
 };
 
 // A provider as the config file declares it: `[[provider]]` tables in verifyd.toml.
