@@ -129,102 +129,38 @@ void DeliveryService::start() {
     for (const auto& ch : p.config.channels)
       if (ch != "push" && p.sender) any = true;
   if (!any) return;
-  claimer_ = std::thread([this] { claimLoop(); });
-  for (int i = 0; i < std::max(1, options_.workers); ++i)
-    workers_.emplace_back([this] { workerLoop(); });
+  messages_ = std::make_unique<LeasedWorkers<DeliveryAttempt>>(
+      LeasedWorkers<DeliveryAttempt>::Hooks{
+          [this](int want) {
+            // A cheap read first, so that idle dispatchers do not write.
+            const std::int64_t now = unixMs();
+            std::vector<DeliveryAttempt> claimed;
+            auto due = store_.anyAttemptDue(now);
+            if (due && *due) {
+              auto got = store_.claimAttempts(now, options_.lease_ms, want, lease_token_);
+              if (got) claimed = std::move(*got);
+            }
+            return claimed;
+          },
+          [this](DeliveryAttempt a) { process(std::move(a)); },
+          // Not started: back to queued now, so that it is not flagged outcome unknown when
+          // its lease runs out after a restart.
+          [this](DeliveryAttempt& a) {
+            a.message_status = message_status::kQueued;
+            a.next_try_ms = 0;
+            (void)store_.finishTry(a);
+          }},
+      options_.workers, options_.poll_ms);
+  messages_->start();
 }
 
 void DeliveryService::stop() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  wake_cv_.notify_all();
-  work_cv_.notify_all();
   if (events_) events_->stop();
-  if (claimer_.joinable()) claimer_.join();
-  for (auto& w : workers_) w.join();
-  workers_.clear();
-  // Claimed attempts not started stay 'sending' in the store: their leases run out and they
-  // are sent after the restart, flagged as outcome unknown only if a try had begun. Those that
-  // never began are handed back now so that they are not flagged.
-  for (auto& a : work_) {
-    a.message_status = message_status::kQueued;
-    a.next_try_ms = 0;
-    (void)store_.finishTry(a);
-  }
-  work_.clear();
-}
-
-std::int64_t DeliveryService::nowMs() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::int64_t DeliveryService::backoffMs(int provider_tries) {
-  const std::int64_t cap = std::max(1, options_.retry_max_ms);
-  std::int64_t delay = std::max(1, options_.retry_initial_ms);
-  for (int i = 1; i < provider_tries && delay < cap; ++i) delay *= 2;
-  delay = std::min(delay, cap);
-  // Equal jitter: half fixed, half random, so that retries of a burst spread out.
-  std::uint32_t r = 0;
-  random_.fill(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
-  return delay / 2 + static_cast<std::int64_t>(r % static_cast<std::uint32_t>(delay / 2 + 1));
+  if (messages_) messages_->stop();
 }
 
 void DeliveryService::queued() {
-  {
-    std::lock_guard lock(mu_);
-    wake_ = true;
-  }
-  wake_cv_.notify_one();
-}
-
-void DeliveryService::claimLoop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    wake_cv_.wait_for(lock, std::chrono::milliseconds(options_.poll_ms),
-                      [&] { return stopping_ || (wake_ && idle_workers_ > 0); });
-    if (stopping_) break;
-    wake_ = false;
-    // Claim no more than idle workers can start at once: a lease starts ticking at the claim.
-    const int want = idle_workers_ - static_cast<int>(work_.size());
-    if (want <= 0) continue;
-    lock.unlock();
-    const std::int64_t now = nowMs();
-    std::vector<DeliveryAttempt> claimed;
-    auto due = store_.anyAttemptDue(now);
-    if (due && *due) {
-      auto got = store_.claimAttempts(now, options_.lease_ms, want, lease_token_);
-      if (got) claimed = std::move(*got);
-    }
-    lock.lock();
-    for (auto& a : claimed) work_.push_back(std::move(a));
-    if (!claimed.empty()) {
-      work_cv_.notify_all();
-      // A full batch suggests more is due: look again as soon as a worker is free.
-      if (static_cast<int>(claimed.size()) == want) wake_ = true;
-    }
-  }
-}
-
-void DeliveryService::workerLoop() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    ++idle_workers_;
-    wake_ = true;
-    wake_cv_.notify_one();
-    work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-    --idle_workers_;
-    if (stopping_) return;
-    DeliveryAttempt a = std::move(work_.front());
-    work_.pop_front();
-    lock.unlock();
-    process(std::move(a));
-    lock.lock();
-  }
+  if (messages_) messages_->nudge();
 }
 
 std::vector<const DeliveryService::Provider*> DeliveryService::route(
@@ -249,7 +185,7 @@ std::vector<const DeliveryService::Provider*> DeliveryService::route(
 void DeliveryService::process(DeliveryAttempt a) {
   auto finish = [&](std::string status) {
     a.message_status = std::move(status);
-    a.date_updated = nowMs() / 1000;
+    a.date_updated = unixMs() / 1000;
     (void)store_.finishTry(a);
   };
   OutgoingMessage m;
@@ -329,7 +265,8 @@ void DeliveryService::process(DeliveryAttempt a) {
   const bool retry_here =
       r.outcome != SendOutcome::kPermanent && a.provider_tries < std::max(1, options_.max_tries);
   if (retry_here) {
-    a.next_try_ms = nowMs() + backoffMs(a.provider_tries);
+    a.next_try_ms = unixMs() + backoffMs(a.provider_tries, options_.retry_initial_ms,
+                                         options_.retry_max_ms, random_);
     return finish(message_status::kQueued);
   }
   if (pos + 1 < providers.size()) {
@@ -399,7 +336,7 @@ Status DeliveryService::receipt(const Receipt& r) {
     return fail(Error::invalid("status", "unknown delivery status"));
   // "queued" at the provider is what its acceptance already recorded: nothing to move.
   if (status == message_status::kQueued) return {};
-  return store_.applyReceipt(r.attempt_sid, status, error_code, error_message, nowMs() / 1000);
+  return store_.applyReceipt(r.attempt_sid, status, error_code, error_message, unixMs() / 1000);
 }
 
 bool DeliveryService::dispatches(std::string_view channel) const {

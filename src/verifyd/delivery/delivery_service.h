@@ -3,13 +3,8 @@
 // transaction writes the attempt), and runs the dispatcher that sends stored attempts through
 // the configured providers, off the request path, with retries, backoff and fail-over, and
 // applies delivery receipts.
-#include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "verifyd/common/random.h"
@@ -19,6 +14,7 @@
 #include "verifyd/core/ports/phone_numbers.h"
 #include "verifyd/core/ports/stores.h"
 #include "verifyd/delivery/event_dispatcher.h"
+#include "verifyd/delivery/leased_workers.h"
 #include "verifyd/delivery/providers.h"
 #include "verifyd/delivery/sender.h"
 
@@ -80,14 +76,10 @@ class DeliveryService final : public Delivery {
   DeliveryService(Store& store, const Keyring& keyring, const PhoneNumbers& phones, Random& random,
                   DeliveryOptions options);
 
-  void claimLoop();
-  void workerLoop();
   void process(DeliveryAttempt attempt);
   // The providers for a channel and country, the Messaging Configuration's route first.
   std::vector<const Provider*> route(const DeliveryAttempt& a,
                                      const std::string& messaging_service_sid) const;
-  std::int64_t nowMs() const;
-  std::int64_t backoffMs(int provider_tries);
 
   Store& store_;
   const Keyring& keyring_;
@@ -98,15 +90,7 @@ class DeliveryService final : public Delivery {
   std::string lease_token_;                  // this node's claims
   std::unique_ptr<EventDispatcher> events_;  // null without a FactorStore
 
-  std::mutex mu_;
-  std::condition_variable wake_cv_;  // the claimer: work may be due
-  std::condition_variable work_cv_;  // the workers: attempts to send
-  std::deque<DeliveryAttempt> work_;
-  int idle_workers_ = 0;
-  bool wake_ = false;
-  bool stopping_ = false;
-  std::thread claimer_;
-  std::vector<std::thread> workers_;
+  std::unique_ptr<LeasedWorkers<DeliveryAttempt>> messages_;  // null without a provider
 };
 
 }  // namespace verifyd

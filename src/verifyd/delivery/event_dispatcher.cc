@@ -56,7 +56,23 @@ EventDispatcher::EventDispatcher(FactorStore& factors, AccountStore& accounts,
       random_(random),
       options_(std::move(options)),
       push_(std::move(push)),
-      lease_token_(hex(random_.bytes(8))) {}
+      lease_token_(hex(random_.bytes(8))),
+      workers_(
+          LeasedWorkers<WebhookDelivery>::Hooks{
+              [this](int want) {
+                auto got = factors_.claimWebhookDeliveries(unixMs(), options_.lease_ms, want,
+                                                           lease_token_);
+                return got ? std::move(*got) : std::vector<WebhookDelivery>();
+              },
+              [this](WebhookDelivery d) { process(std::move(d)); },
+              // Claimed but never started: hand them back at once rather than after their lease.
+              [this](WebhookDelivery& d) {
+                d.status = kQueued;
+                d.next_try_ms = 0;
+                d.lease_token = lease_token_;
+                (void)factors_.finishWebhookDelivery(d);
+              }},
+          options_.workers, options_.poll_ms) {}
 
 EventDispatcher::~EventDispatcher() { stop(); }
 
@@ -74,100 +90,11 @@ std::string EventDispatcher::signature(std::string_view auth_token, std::string_
   return base64(std::string_view(reinterpret_cast<char*>(mac), len));
 }
 
-void EventDispatcher::start() {
-  std::lock_guard lock(mu_);
-  if (started_ || stopping_) return;
-  started_ = true;
-  claimer_ = std::thread([this] { claimLoop(); });
-  for (int i = 0; i < std::max(1, options_.workers); ++i)
-    workers_.emplace_back([this] { workerLoop(); });
-}
+void EventDispatcher::start() { workers_.start(); }
 
-void EventDispatcher::stop() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  wake_cv_.notify_all();
-  work_cv_.notify_all();
-  if (claimer_.joinable()) claimer_.join();
-  for (auto& w : workers_) w.join();
-  workers_.clear();
-  // Claimed but never started: hand them back at once rather than after their lease.
-  for (auto& d : work_) {
-    d.status = kQueued;
-    d.next_try_ms = 0;
-    d.lease_token = lease_token_;
-    (void)factors_.finishWebhookDelivery(d);
-  }
-  work_.clear();
-}
+void EventDispatcher::stop() { workers_.stop(); }
 
-void EventDispatcher::nudge() {
-  {
-    std::lock_guard lock(mu_);
-    wake_ = true;
-  }
-  wake_cv_.notify_one();
-}
-
-std::int64_t EventDispatcher::nowMs() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::int64_t EventDispatcher::backoffMs(int tries) {
-  const std::int64_t cap = std::max(1, options_.retry_max_ms);
-  std::int64_t delay = std::max(1, options_.retry_initial_ms);
-  for (int i = 1; i < tries && delay < cap; ++i) delay *= 2;
-  delay = std::min(delay, cap);
-  // Equal jitter: half fixed, half random, so that the retries of a burst spread out.
-  std::uint32_t r = 0;
-  random_.fill(reinterpret_cast<std::uint8_t*>(&r), sizeof r);
-  return delay / 2 + static_cast<std::int64_t>(r % static_cast<std::uint32_t>(delay / 2 + 1));
-}
-
-void EventDispatcher::claimLoop() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    wake_cv_.wait_for(lock, std::chrono::milliseconds(std::max(10, options_.poll_ms)),
-                      [&] { return stopping_ || (wake_ && idle_workers_ > 0); });
-    if (stopping_) break;
-    wake_ = false;
-    // Claim no more than idle workers can start at once: a lease starts ticking at the claim.
-    const int want = idle_workers_ - static_cast<int>(work_.size());
-    if (want <= 0) continue;
-    lock.unlock();
-    std::vector<WebhookDelivery> claimed;
-    auto got = factors_.claimWebhookDeliveries(nowMs(), options_.lease_ms, want, lease_token_);
-    if (got) claimed = std::move(*got);
-    lock.lock();
-    for (auto& d : claimed) work_.push_back(std::move(d));
-    if (!claimed.empty()) {
-      work_cv_.notify_all();
-      if (static_cast<int>(claimed.size()) == want) wake_ = true;  // more may be due
-    }
-  }
-}
-
-void EventDispatcher::workerLoop() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    ++idle_workers_;
-    wake_ = true;
-    wake_cv_.notify_one();
-    work_cv_.wait(lock, [&] { return stopping_ || !work_.empty(); });
-    --idle_workers_;
-    if (stopping_) return;
-    WebhookDelivery d = std::move(work_.front());
-    work_.pop_front();
-    lock.unlock();
-    process(std::move(d));
-    lock.lock();
-  }
-}
+void EventDispatcher::nudge() { workers_.nudge(); }
 
 void EventDispatcher::process(WebhookDelivery d) {
   std::string error;
@@ -176,7 +103,7 @@ void EventDispatcher::process(WebhookDelivery d) {
       d.kind == "push" ? sendPush(d, error, retryable) : sendWebhook(d, error, retryable);
   d.tries += 1;
   d.lease_token = lease_token_;
-  d.date_updated = nowMs() / 1000;
+  d.date_updated = unixMs() / 1000;
   if (delivered) {
     d.status = kDelivered;
     d.error.clear();
@@ -184,7 +111,8 @@ void EventDispatcher::process(WebhookDelivery d) {
   } else if (retryable && d.tries < std::max(1, options_.max_tries)) {
     d.status = kQueued;
     d.error = error;
-    d.next_try_ms = nowMs() + backoffMs(d.tries);
+    d.next_try_ms =
+        unixMs() + backoffMs(d.tries, options_.retry_initial_ms, options_.retry_max_ms, random_);
   } else {
     d.status = kFailed;
     d.error = error;
@@ -261,7 +189,7 @@ bool EventDispatcher::sendPush(const WebhookDelivery& d, std::string& error, boo
     const std::int64_t ttl = std::max<std::int64_t>(0, body["ttl"].get<std::int64_t>());
     n.now_or_never = ttl == 0;
     n.expires_at = static_cast<long long>(d.date_created) + ttl;
-    const bool stale = n.now_or_never ? d.tries > 0 : nowMs() / 1000 >= n.expires_at;
+    const bool stale = n.now_or_never ? d.tries > 0 : unixMs() / 1000 >= n.expires_at;
     if (stale) {
       error = "the notification's ttl ran out before a provider took it";
       retryable = false;

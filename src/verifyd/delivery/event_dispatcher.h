@@ -4,19 +4,16 @@
 // push notifications, handed to the push providers. Claims rows under a lease like the
 // verification dispatcher, so that several nodes share the work and a node that died mid-try
 // has its rows taken over; retries with exponential backoff and jitter up to a maximum of tries.
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "verifyd/common/random.h"
 #include "verifyd/core/ports/factor_store.h"
 #include "verifyd/core/ports/keyring.h"
 #include "verifyd/core/ports/stores.h"
+#include "verifyd/delivery/leased_workers.h"
 #include "verifyd/delivery/providers.h"
 
 namespace verifyd {
@@ -61,14 +58,10 @@ class EventDispatcher {
   static std::string signature(std::string_view auth_token, std::string_view url);
 
  private:
-  void claimLoop();
-  void workerLoop();
   void process(WebhookDelivery d);
   // Sends one try; returns true when it was delivered, else fills `error` and `retryable`.
   bool sendWebhook(const WebhookDelivery& d, std::string& error, bool& retryable);
   bool sendPush(const WebhookDelivery& d, std::string& error, bool& retryable);
-  std::int64_t nowMs() const;
-  std::int64_t backoffMs(int tries);
 
   FactorStore& factors_;
   AccountStore& accounts_;
@@ -78,16 +71,7 @@ class EventDispatcher {
   std::vector<PushRoute> push_;
   std::string lease_token_;
 
-  std::mutex mu_;
-  std::condition_variable wake_cv_;
-  std::condition_variable work_cv_;
-  std::deque<WebhookDelivery> work_;
-  int idle_workers_ = 0;
-  bool wake_ = true;
-  bool started_ = false;
-  bool stopping_ = false;
-  std::thread claimer_;
-  std::vector<std::thread> workers_;
+  LeasedWorkers<WebhookDelivery> workers_;  // last: its threads use the members above
 };
 
 }  // namespace verifyd
