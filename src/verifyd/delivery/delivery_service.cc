@@ -279,6 +279,16 @@ void DeliveryService::process(DeliveryAttempt a) {
   finish(message_status::kFailed);
 }
 
+// The webhook form of a receipt: what verifyd documents for gateways that call back.
+Result<DeliveryReceipt> Sender::readReceipt(
+    const std::map<std::string, std::string>& fields) const {
+  auto field = [&fields](const char* k) {
+    auto it = fields.find(k);
+    return it == fields.end() ? std::string() : it->second;
+  };
+  return DeliveryReceipt{field("status"), field("error_code"), field("error_message")};
+}
+
 std::string DeliveryService::callbackToken(std::string_view attempt_sid) const {
   return hex(keyring_.mac("delivery-callback", attempt_sid)).substr(0, 32);
 }
@@ -288,55 +298,19 @@ Status DeliveryService::receipt(const Receipt& r) {
   const Provider* provider = nullptr;
   for (const auto& p : providers_)
     if (p.config.name == r.provider) provider = &p;
-  if (!provider) return fail(Error::notFound());
-  auto field = [&r](const char* k) {
-    auto it = r.fields.find(k);
-    return it == r.fields.end() ? std::string() : it->second;
-  };
-  std::string status, error_code, error_message;
-  const std::string& type = provider->config.type;
-  if (type == "kannel") {
-    // DLR types: 1 delivered, 2 failed, 4 buffered, 8 SMSC accepted, 16 SMSC rejected.
-    const std::string t = field("type");
-    if (t == "1") {
-      status = message_status::kDelivered;
-    } else if (t == "2" || t == "16") {
-      status = message_status::kUndelivered;
-      error_code = t == "2" ? "30008" : "30007";
-      error_message = field("answer");
-    } else if (t == "4" || t == "8") {
-      status = message_status::kSent;
-    } else {
-      return fail(Error::invalid("type", "unknown DLR type"));
-    }
-  } else if (type == "twilio") {
-    std::string s = field("MessageStatus");
-    if (s.empty()) {
-      const std::string call = field("CallStatus");
-      if (call == "completed")
-        s = message_status::kDelivered;
-      else if (call == "busy" || call == "no-answer" || call == "failed" || call == "canceled")
-        s = message_status::kUndelivered;
-      else if (!call.empty())
-        s = message_status::kSent;
-    }
-    if (s == "accepted" || s == "scheduled" || s == "queued") s = message_status::kQueued;
-    if (s == "sending") s = message_status::kSent;
-    status = s;
-    error_code = field("ErrorCode");
-    error_message = field("ErrorMessage");
-  } else {
-    status = field("status");
-    error_code = field("error_code");
-    error_message = field("error_message");
-  }
+  // Only message providers are given callback URLs.
+  if (!provider || !provider->sender) return fail(Error::notFound());
+  auto read = provider->sender->readReceipt(r.fields);
+  if (!read) return fail(read.error());
+  const std::string& status = read->status;
   static const std::vector<std::string> kKnown = {"queued", "sent", "delivered", "undelivered",
                                                   "failed"};
   if (std::find(kKnown.begin(), kKnown.end(), status) == kKnown.end())
     return fail(Error::invalid("status", "unknown delivery status"));
   // "queued" at the provider is what its acceptance already recorded: nothing to move.
   if (status == message_status::kQueued) return {};
-  return store_.applyReceipt(r.attempt_sid, status, error_code, error_message, unixMs() / 1000);
+  return store_.applyReceipt(r.attempt_sid, status, read->error_code, read->error_message,
+                             unixMs() / 1000);
 }
 
 bool DeliveryService::dispatches(std::string_view channel) const {

@@ -2,6 +2,7 @@
 // message.status_callback. See /work/shared/notes/KANNEL_SMTP.md for Kannel's behaviour.
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -95,6 +96,22 @@ class KannelSender final : public Sender {
         dlr_mask_(dlr_mask),
         smsc_(std::move(smsc)),
         timeout_ms_(timeout_ms) {}
+
+  // Kannel's DLR types (the dlr-url's `type=%d`): 1 delivered, 2 failed, 4 buffered, 8 SMSC
+  // accepted, 16 SMSC rejected; `answer=%A` the SMSC's text.
+  Result<DeliveryReceipt> readReceipt(
+      const std::map<std::string, std::string>& fields) const override {
+    auto field = [&fields](const char* k) {
+      auto it = fields.find(k);
+      return it == fields.end() ? std::string() : it->second;
+    };
+    const std::string t = field("type");
+    if (t == "1") return DeliveryReceipt{"delivered", "", ""};
+    if (t == "2") return DeliveryReceipt{"undelivered", "30008", field("answer")};
+    if (t == "16") return DeliveryReceipt{"undelivered", "30007", field("answer")};
+    if (t == "4" || t == "8") return DeliveryReceipt{"sent", "", ""};
+    return fail(Error::invalid("type", "unknown DLR type"));
+  }
 
   SendResult send(const OutgoingMessage& message) override {
     SendResult result;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "verifyd/common/result.h"
+
 namespace verifyd {
 
 // One message for one delivery attempt. Rendered by the dispatcher from the locale's template;
@@ -45,6 +47,13 @@ struct OutgoingMessage {
   bool now_or_never = false;
 };
 
+// What a delivery receipt says: queued, sent, delivered, undelivered or failed, and the error.
+struct DeliveryReceipt {
+  std::string status;
+  std::string error_code;
+  std::string error_message;
+};
+
 // How an attempt ended at the provider.
 enum class SendOutcome {
   kAccepted,   // the provider took the message (status says how far it got)
@@ -68,6 +77,11 @@ class Sender {
   // Blocking; must return within the provider's configured timeout. Thread-safe: several
   // dispatcher workers call it at once.
   virtual SendResult send(const OutgoingMessage& message) = 0;
+  // A delivery receipt the provider sent to the attempt's status_callback (query and form or
+  // flat JSON fields), in verifyd's terms. The default reads the webhook form verifyd documents:
+  // status, error_code, error_message. kInvalidArgument for what the provider would not send.
+  virtual Result<DeliveryReceipt> readReceipt(
+      const std::map<std::string, std::string>& fields) const;
   // Whether it reaches devices of a push `platform` (fcm, apn); message providers: no.
   virtual bool serves(const std::string& platform) const {
     (void)platform;

@@ -73,6 +73,28 @@ class TwilioSender final : public Sender {
     calls_url_ = account_url + "Calls.json";
   }
 
+  // Twilio's status callbacks: MessageStatus for messages, CallStatus for calls, ErrorCode.
+  Result<DeliveryReceipt> readReceipt(
+      const std::map<std::string, std::string>& fields) const override {
+    auto field = [&fields](const char* k) {
+      auto it = fields.find(k);
+      return it == fields.end() ? std::string() : it->second;
+    };
+    std::string s = field("MessageStatus");
+    if (s.empty()) {
+      const std::string call = field("CallStatus");
+      if (call == "completed")
+        s = "delivered";
+      else if (call == "busy" || call == "no-answer" || call == "failed" || call == "canceled")
+        s = "undelivered";
+      else if (!call.empty())
+        s = "sent";
+    }
+    if (s == "accepted" || s == "scheduled") s = "queued";
+    if (s == "sending") s = "sent";
+    return DeliveryReceipt{s, field("ErrorCode"), field("ErrorMessage")};
+  }
+
   SendResult send(const OutgoingMessage& message) override {
     Fields fields;
     std::string url;
